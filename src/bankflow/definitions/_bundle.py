@@ -1,0 +1,244 @@
+"""Everything ``validate`` and ``deploy`` learn about a set of files, before storage.
+
+Building a bundle touches no database: what it needs from earlier deployments (decisions
+that business rule tasks call, processes that call activities name) comes through a
+``Deployed`` lookup, so the same code serves ``validate`` and ``deploy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from lxml import etree
+
+from bankflow.definitions._compat import BPMN, CAMUNDA, q, rewrite
+from bankflow.definitions._lint import lint_bpmn
+from bankflow.definitions._metadata import extract_elements
+from bankflow.definitions._parser import SourceDoc, build, check_schema
+from bankflow.definitions._source import SourceFile, collect, parse
+from bankflow.models import Diagnostic, ElementInfo, Severity
+
+__all__ = ["Bundle", "Deployed", "prepare"]
+
+_SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+
+class Deployed(Protocol):
+    """What a bundle may ask about definitions already in the database."""
+
+    def decision_source(self, key: str) -> tuple[str, bytes] | None: ...
+
+    def process_keys(self, keys: Sequence[str]) -> set[str]: ...
+
+
+class NothingDeployed:
+    def decision_source(self, key: str) -> tuple[str, bytes] | None:
+        return None
+
+    def process_keys(self, keys: Sequence[str]) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class ProcessEntry:
+    key: str
+    name: str | None
+    file: SourceFile
+    elements: tuple[ElementInfo, ...]
+
+
+@dataclass(frozen=True)
+class DecisionEntry:
+    key: str
+    name: str | None
+    file: SourceFile
+
+
+@dataclass
+class Bundle:
+    files: list[SourceFile] = field(default_factory=list)
+    processes: dict[str, ProcessEntry] = field(default_factory=dict)
+    decisions: dict[str, DecisionEntry] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+
+    def sorted_diagnostics(self) -> tuple[Diagnostic, ...]:
+        severity_rank = {Severity.ERROR: 0, Severity.WARNING: 1}
+        return tuple(
+            sorted(
+                self.diagnostics,
+                key=lambda d: (d.file, severity_rank[d.severity], d.line or 0, d.rule),
+            )
+        )
+
+
+def prepare(
+    paths: Sequence[Path],
+    *,
+    deployed: Deployed | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Bundle:
+    """Read, check and build every file; collect every problem instead of stopping at the
+    first, so an analyst fixes a file in one round."""
+    lookup = deployed or NothingDeployed()
+    bundle = Bundle()
+    files, problems = collect(list(paths))
+    bundle.files = files
+    bundle.diagnostics += problems
+    bpmn_docs: list[tuple[SourceFile, SourceDoc]] = []
+    dmn_docs: list[tuple[SourceFile, SourceDoc]] = []
+    process_elements: dict[str, tuple[ElementInfo, ...]] = {}
+    for source in files:
+        if progress is not None:
+            progress(source.display)
+        root = parse(source)
+        if isinstance(root, Diagnostic):
+            bundle.diagnostics.append(root)
+            continue
+        doc = SourceDoc(name=source.display, root=root)
+        if source.kind == "dmn":
+            dmn_docs.append((source, doc))
+            continue
+        bundle.diagnostics += lint_bpmn(root, file=source.display)
+        for process in root.iter(q("process")):
+            pid = process.get("id")
+            if pid and process.get("isExecutable", "true").strip() == "true":
+                process_elements[pid] = tuple(extract_elements(root, process_id=pid))
+        bundle.diagnostics += check_schema(root, file=source.display)
+        bundle.diagnostics += rewrite(root, file=source.display)
+        bpmn_docs.append((source, doc))
+    _check_duplicate_ids(bpmn_docs, dmn_docs, bundle)
+    if not bundle.ok:
+        return bundle
+    extra = _deployed_decisions(bpmn_docs, dmn_docs, lookup, bundle)
+    outcome = build([d for _, d in bpmn_docs], [d for _, d in dmn_docs], extra_dmn=extra)
+    bundle.diagnostics += outcome.diagnostics
+    by_display = {s.display: s for s, _ in [*bpmn_docs, *dmn_docs]}
+    for key, display in outcome.processes.items():
+        bundle.processes[key] = ProcessEntry(
+            key=key,
+            name=outcome.process_names.get(key),
+            file=by_display[display],
+            elements=process_elements.get(key, ()),
+        )
+    for key, display in outcome.decisions.items():
+        bundle.decisions[key] = DecisionEntry(
+            key=key, name=outcome.decision_names.get(key), file=by_display[display]
+        )
+    _check_calls(outcome.calls, bpmn_docs, bundle, lookup)
+    for source, doc in bpmn_docs:
+        executable = [p for p in bundle.processes.values() if p.file is source]
+        if not executable and not any(
+            d.file == source.display and d.severity == Severity.ERROR for d in bundle.diagnostics
+        ):
+            bundle.diagnostics.append(
+                Diagnostic(
+                    file=source.display,
+                    line=doc.root.sourceline,
+                    rule="no-executable-process",
+                    message="no process is marked isExecutable: the file is stored, "
+                    "nothing can be started from it",
+                    severity=Severity.WARNING,
+                )
+            )
+    return bundle
+
+
+def _check_duplicate_ids(
+    bpmn_docs: list[tuple[SourceFile, SourceDoc]],
+    dmn_docs: list[tuple[SourceFile, SourceDoc]],
+    bundle: Bundle,
+) -> None:
+    """Two processes (or decisions) with one id would silently replace each other."""
+    for docs, tag in ((bpmn_docs, q("process")), (dmn_docs, None)):
+        seen: dict[str, str] = {}
+        for source, doc in docs:
+            elements = (
+                doc.root.iter(tag)
+                if tag is not None
+                else (e for e in doc.root.iter() if etree.QName(e).localname == "decision")
+            )
+            for element in elements:
+                element_id = element.get("id")
+                if not element_id:
+                    continue
+                if element_id in seen and seen[element_id] != source.display:
+                    bundle.diagnostics.append(
+                        Diagnostic(
+                            file=source.display,
+                            line=element.sourceline,
+                            element_id=element_id,
+                            rule="duplicate-id",
+                            message=f'"{element_id}" is also defined in {seen[element_id]}; '
+                            "one deployment cannot hold two definitions with one id",
+                        )
+                    )
+                seen.setdefault(element_id, source.display)
+
+
+def _deployed_decisions(
+    bpmn_docs: list[tuple[SourceFile, SourceDoc]],
+    dmn_docs: list[tuple[SourceFile, SourceDoc]],
+    lookup: Deployed,
+    bundle: Bundle,
+) -> list[SourceDoc]:
+    """DMN files deployed earlier that this bundle's business rule tasks call."""
+    local = {
+        e.get("id")
+        for _, doc in dmn_docs
+        for e in doc.root.iter()
+        if isinstance(e.tag, str) and etree.QName(e).localname == "decision"
+    }
+    wanted: set[str] = set()
+    for _, doc in bpmn_docs:
+        for task in doc.root.iter(q("businessRuleTask")):
+            ref = task.get(q("decisionRef", CAMUNDA))
+            called = task.find(f"{q('extensionElements', BPMN)}/{{{_SPIFF}}}calledDecisionId")
+            if called is not None and called.text:
+                ref = called.text.strip()
+            if ref and ref not in local:
+                wanted.add(ref)
+    extra = []
+    for key in sorted(wanted):
+        found = lookup.decision_source(key)
+        if found is None:
+            continue
+        name, content = found
+        root = parse(SourceFile(display=f"(deployed) {name}", name=name, content=content))
+        if isinstance(root, Diagnostic):
+            bundle.diagnostics.append(root)
+            continue
+        extra.append(SourceDoc(name=f"(deployed) {name}", root=root))
+    return extra
+
+
+def _check_calls(
+    calls: list[tuple[str, str, str]],
+    bpmn_docs: list[tuple[SourceFile, SourceDoc]],
+    bundle: Bundle,
+    lookup: Deployed,
+) -> None:
+    """A called process may be deployed later, as in Camunda: warn, resolve at run time."""
+    missing = [c for c in calls if c[2] not in bundle.processes]
+    known = lookup.process_keys([c[2] for c in missing])
+    lines = {doc.name: doc.lines for _, doc in bpmn_docs}
+    for file, element_id, called in missing:
+        if called in known:
+            continue
+        bundle.diagnostics.append(
+            Diagnostic(
+                file=file,
+                line=lines.get(file, {}).get(element_id),
+                element_id=element_id,
+                rule="call-activity-target",
+                message=f'calls process "{called}", which is not deployed yet; it is looked '
+                "up when an instance reaches this step",
+                severity=Severity.WARNING,
+            )
+        )

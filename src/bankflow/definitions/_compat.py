@@ -1,0 +1,389 @@
+"""Rewrite what real modellers write into what SpiffWorkflow 3.2 can build.
+
+Every rewrite here is a valid BPMN construct SpiffWorkflow rejects or misreads, never a
+guess at what a broken file meant. The tree is changed in place before it reaches the
+parser; the stored source stays the analyst's file, so the same rewrite runs again
+whenever a definition is loaded. Rewrites that lose information return a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from lxml import etree
+
+from bankflow.models import Diagnostic, Severity
+
+BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE = "http://camunda.org/schema/zeebe/1.0"
+
+_SCOPES = {"process", "subProcess", "transaction"}
+_GATEWAYS = {
+    "exclusiveGateway",
+    "inclusiveGateway",
+    "parallelGateway",
+    "eventBasedGateway",
+    "complexGateway",
+}
+_FLOW_NODES = _GATEWAYS | {
+    "task",
+    "userTask",
+    "manualTask",
+    "serviceTask",
+    "scriptTask",
+    "businessRuleTask",
+    "sendTask",
+    "receiveTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+    "adHocSubProcess",
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+}
+# ISO-8601 as Camunda writes timers unquoted: durations, repeating intervals, date-times.
+_ISO_TIMER = re.compile(
+    r"^(R\d*/[^\s]+|-?P(?=\d|T\d)[\dYMWD.,]*(T[\dHMS.,]*)?|\d{4}-\d{2}-\d{2}(T[\d:.,]+(Z|[+-][\d:]+)?)?)$"
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def q(local: str, ns: str = BPMN) -> str:
+    return f"{{{ns}}}{local}"
+
+
+def local_name(el: etree._Element) -> str:
+    tag = el.tag
+    if not isinstance(tag, str):
+        return ""
+    return etree.QName(tag).localname if tag.startswith("{") else tag
+
+
+def is_bpmn(el: etree._Element, *names: str) -> bool:
+    tag = el.tag
+    return isinstance(tag, str) and tag.startswith(f"{{{BPMN}}}") and local_name(el) in names
+
+
+class _Rewriter:
+    def __init__(self, root: etree._Element, file: str) -> None:
+        self.root = root
+        self.file = file
+        self.ids = {el.get("id") for el in root.iter() if el.get("id")}
+        self.diagnostics: list[Diagnostic] = []
+
+    def warn(self, el: etree._Element, rule: str, message: str) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                file=self.file,
+                line=el.sourceline,
+                element_id=el.get("id"),
+                rule=rule,
+                message=message,
+                severity=Severity.WARNING,
+            )
+        )
+
+    def new_id(self, base: str) -> str:
+        candidate, n = base, 1
+        while candidate in self.ids:
+            n += 1
+            candidate = f"{base}_{n}"
+        self.ids.add(candidate)
+        return candidate
+
+    # -- scopes -----------------------------------------------------------------------
+
+    def scopes(self) -> Iterator[etree._Element]:
+        for process in self.root.iter(q("process")):
+            if process.get("isExecutable", "true").strip() != "true":
+                continue
+            yield process
+            for el in process.iter():
+                if el is not process and is_bpmn(el, *_SCOPES):
+                    yield el
+
+    @staticmethod
+    def nodes(scope: etree._Element) -> list[etree._Element]:
+        return [c for c in scope if is_bpmn(c, *_FLOW_NODES)]
+
+    @staticmethod
+    def flows(scope: etree._Element) -> list[etree._Element]:
+        return [c for c in scope if is_bpmn(c, "sequenceFlow")]
+
+    def add_flow(self, scope: etree._Element, source: str, target: str) -> etree._Element:
+        flow = etree.SubElement(scope, q("sequenceFlow"))
+        flow.set("id", self.new_id(f"{source}_to_{target}"))
+        flow.set("sourceRef", source)
+        flow.set("targetRef", target)
+        return flow
+
+    # -- rewrites -----------------------------------------------------------------------
+
+    def empty_conditions(self) -> None:
+        """An empty ``conditionExpression`` (Bonita, bpmn.io) means no condition."""
+        for condition in list(self.root.iter(q("conditionExpression"))):
+            parent = condition.getparent()
+            if parent is not None and not (condition.text or "").strip():
+                parent.remove(condition)
+
+    def empty_scope(self, scope: etree._Element) -> bool:
+        """A process with no flow nodes has nothing to run; an empty (collapsed)
+        sub-process completes at once, as BPMN's implicit start and end imply."""
+        if self.nodes(scope) or scope.get("triggeredByEvent") == "true":
+            return False
+        if local_name(scope) == "process":
+            scope.set("isExecutable", "false")
+            self.warn(scope, "empty-process", "the process has no flow elements: not deployed")
+            return True
+        start = etree.SubElement(scope, q("startEvent"))
+        start.set("id", self.new_id(f"{scope.get('id', 'scope')}_implicitStart"))
+        end = etree.SubElement(scope, q("endEvent"))
+        end.set("id", self.new_id(f"{scope.get('id', 'scope')}_implicitEnd"))
+        self.add_flow(scope, start.get("id", ""), end.get("id", ""))
+        self.warn(
+            scope,
+            "empty-subprocess",
+            f'sub-process "{scope.get("name") or scope.get("id")}" has no content: it '
+            "completes as soon as it starts",
+        )
+        return True
+
+    def implicit_start(self, scope: etree._Element) -> None:
+        """BPMN §10.5.2: with no start event, every node without an incoming flow starts."""
+        if scope.get("triggeredByEvent") == "true":
+            return
+        nodes = self.nodes(scope)
+        if not nodes or any(local_name(n) == "startEvent" for n in nodes):
+            return
+        targets = {f.get("targetRef") for f in self.flows(scope)}
+        starts = [
+            n
+            for n in nodes
+            if n.get("id")
+            and n.get("id") not in targets
+            and local_name(n) != "boundaryEvent"
+            and n.get("triggeredByEvent") != "true"
+            and n.get("isForCompensation") != "true"
+            and n.find(q("linkEventDefinition")) is None
+        ]
+        if not starts:
+            return
+        start = etree.Element(q("startEvent"))
+        start.set("id", self.new_id(f"{scope.get('id', 'scope')}_implicitStart"))
+        scope.insert(0, start)
+        for node in starts:
+            self.add_flow(scope, start.get("id", ""), node.get("id", ""))
+
+    def implicit_splits(self, scope: etree._Element) -> None:
+        """An activity or event with several outgoing flows forks: unconditional flows all
+        run (a parallel split), conditional ones run when true (an inclusive split)."""
+        by_source: dict[str, list[etree._Element]] = {}
+        for flow in self.flows(scope):
+            by_source.setdefault(flow.get("sourceRef", ""), []).append(flow)
+        for node in self.nodes(scope):
+            kind = local_name(node)
+            outgoing = by_source.get(node.get("id", ""), [])
+            if kind in _GATEWAYS or kind == "startEvent" or len(outgoing) < 2:
+                continue
+            conditional = [f for f in outgoing if f.find(q("conditionExpression")) is not None]
+            default = node.get("default")
+            gateway_kind = "inclusiveGateway" if conditional else "parallelGateway"
+            gateway = etree.SubElement(scope, q(gateway_kind))
+            gateway_id = self.new_id(f"{node.get('id')}_implicitSplit")
+            gateway.set("id", gateway_id)
+            for flow in outgoing:
+                flow.set("sourceRef", gateway_id)
+                if conditional and flow.find(q("conditionExpression")) is None:
+                    if flow.get("id") == default:
+                        gateway.set("default", flow.get("id", ""))
+                    else:
+                        _set_condition(flow, "True")
+            if default is not None:
+                del node.attrib["default"]
+            self.add_flow(scope, node.get("id", ""), gateway_id)
+
+    def gateway_defaults(self, scope: etree._Element) -> None:
+        """A forking exclusive/inclusive gateway's flow without a condition is taken when
+        nothing else is (Camunda evaluates it as true): one such flow becomes the default."""
+        by_source: dict[str, list[etree._Element]] = {}
+        for flow in self.flows(scope):
+            by_source.setdefault(flow.get("sourceRef", ""), []).append(flow)
+        for node in self.nodes(scope):
+            if local_name(node) not in {"exclusiveGateway", "inclusiveGateway"}:
+                continue
+            outgoing = by_source.get(node.get("id", ""), [])
+            if len(outgoing) < 2:
+                continue
+            default = node.get("default")
+            bare = [
+                f
+                for f in outgoing
+                if f.find(q("conditionExpression")) is None and f.get("id") != default
+            ]
+            if len(bare) == 1 and default is None:
+                node.set("default", bare[0].get("id", ""))
+            else:
+                for flow in bare:
+                    _set_condition(flow, "True")
+
+    def quote_timers(self) -> None:
+        """Camunda writes ``PT48H``; SpiffWorkflow evaluates timer text as an expression."""
+        for tag in ("timeDate", "timeDuration", "timeCycle"):
+            for el in self.root.iter(q(tag)):
+                text = (el.text or "").strip()
+                if _ISO_TIMER.match(text):
+                    el.text = f'"{text}"'
+
+    def empty_timers(self) -> None:
+        """BPMN lets every timer child be absent; interchange files often leave them out.
+
+        Camunda refuses such files. bankflow loads them, loudly: a timer start event with
+        no schedule is a plain start event, and any other such timer never fires (it
+        becomes a condition that is never true, so no job is ever scheduled for it).
+        """
+        kinds = [q(k) for k in ("timeDate", "timeDuration", "timeCycle")]
+        for timer in list(self.root.iter(q("timerEventDefinition"))):
+            if any((c.text or "").strip() for c in timer if c.tag in kinds):
+                continue
+            event = timer.getparent()
+            if event is None:
+                continue
+            label = event.get("name") or event.get("id")
+            if local_name(event) == "startEvent":
+                event.remove(timer)
+                self.warn(
+                    event,
+                    "timer-definition",
+                    f'timer start event "{label}" has no timeDate, timeDuration or '
+                    "timeCycle: the process starts only when called",
+                )
+                continue
+            never = etree.Element(q("conditionalEventDefinition"))
+            etree.SubElement(never, q("condition")).text = "False"
+            event.replace(timer, never)
+            self.warn(
+                event,
+                "timer-definition",
+                f'timer "{label}" has no timeDate, timeDuration or timeCycle: it never fires',
+            )
+
+    def data_stores(self) -> None:
+        """Data stores need a host implementation SpiffWorkflow cannot have; bankflow keeps
+        them in the diagram only."""
+        for store in list(self.root.iter(q("dataStore"))):
+            self.warn(
+                store,
+                "data-store",
+                f'data store "{store.get("name") or store.get("id")}" is shown in the '
+                "diagram only: bankflow does not read or write it",
+            )
+            parent = store.getparent()
+            if parent is not None:
+                parent.remove(store)
+
+    def data_associations(self) -> None:
+        """Keep only associations SpiffWorkflow can resolve to a data object of the
+        element's own or enclosing scope; drop the rest with a warning."""
+        references = {el.get("id"): el for el in self.root.iter(q("dataObjectReference"))}
+        for tag, ref_tag in (
+            ("dataInputAssociation", "sourceRef"),
+            ("dataOutputAssociation", "targetRef"),
+        ):
+            for assoc in list(self.root.iter(q(tag))):
+                owner = assoc.getparent()
+                refs = [r.text.strip() for r in assoc.findall(q(ref_tag)) if r.text]
+                if owner is None:
+                    continue
+                if refs and all(self._resolves(owner, references, r) for r in refs):
+                    continue
+                self.warn(
+                    owner,
+                    "data-association",
+                    f"{tag} of {local_name(owner)} {owner.get('id')!r} refers to "
+                    f"{', '.join(refs) or 'nothing'}, which is not a data object here; "
+                    "bankflow ignores it",
+                )
+                owner.remove(assoc)
+
+    @staticmethod
+    def _resolves(
+        owner: etree._Element, references: dict[str | None, etree._Element], ref: str
+    ) -> bool:
+        reference = references.get(ref)
+        if reference is None:
+            return False
+        object_id = reference.get("dataObjectRef")
+        # SpiffWorkflow looks in the element's scope and the one above it, no further.
+        scope = owner.getparent()
+        for _ in range(2):
+            if scope is None:
+                return False
+            if any(d.get("id") == object_id for d in scope.findall(q("dataObject"))):
+                return True
+            scope = scope.getparent()
+        return False
+
+    def multi_instance_collections(self) -> None:
+        """Camunda 7 (``camunda:collection``) and Camunda 8 (``zeebe:loopCharacteristics``)
+        name the collection outside the BPMN standard; SpiffWorkflow reads only
+        ``loopDataInputRef``."""
+        for loop in self.root.iter(q("multiInstanceLoopCharacteristics")):
+            if loop.find(q("loopCardinality")) is not None:
+                continue
+            if loop.find(q("loopDataInputRef")) is not None:
+                continue
+            collection = loop.get(q("collection", CAMUNDA))
+            element = loop.get(q("elementVariable", CAMUNDA))
+            zeebe = loop.find(f"{q('extensionElements')}/{q('loopCharacteristics', ZEEBE)}")
+            if zeebe is not None:
+                collection = zeebe.get("inputCollection")
+                element = zeebe.get("inputElement")
+            name = _plain_name(collection)
+            if name is None:
+                continue
+            ref = etree.SubElement(loop, q("loopDataInputRef"))
+            ref.text = name
+            if element and _IDENTIFIER.match(element):
+                item = etree.SubElement(loop, q("inputDataItem"))
+                item.set("id", self.new_id(element))
+                item.set("name", element)
+
+
+def _plain_name(expression: str | None) -> str | None:
+    """``${items}``, ``=items`` and ``items`` all name the variable ``items``."""
+    if not expression:
+        return None
+    text = expression.strip()
+    if text.startswith("${") and text.endswith("}"):
+        text = text[2:-1].strip()
+    elif text.startswith("="):
+        text = text[1:].strip()
+    return text if _IDENTIFIER.match(text) else None
+
+
+def _set_condition(flow: etree._Element, text: str) -> None:
+    condition = etree.SubElement(flow, q("conditionExpression"))
+    condition.text = text
+
+
+def rewrite(root: etree._Element, *, file: str) -> list[Diagnostic]:
+    """Apply every rewrite to ``root`` in place; return the warnings they produced."""
+    rewriter = _Rewriter(root, file)
+    rewriter.quote_timers()
+    rewriter.empty_conditions()
+    rewriter.empty_timers()
+    rewriter.data_stores()
+    rewriter.data_associations()
+    rewriter.multi_instance_collections()
+    for scope in list(rewriter.scopes()):
+        if rewriter.empty_scope(scope):
+            continue
+        rewriter.implicit_start(scope)
+        rewriter.gateway_defaults(scope)
+        rewriter.implicit_splits(scope)
+    return rewriter.diagnostics

@@ -1,0 +1,719 @@
+"""Modelling checks run on a BPMN file before it is deployed.
+
+The rules follow bpmnlint's names and meaning (https://github.com/bpmn-io/bpmnlint), so an
+analyst who has seen them in Camunda Modeler recognises them, plus a few of bankflow's own.
+Severity tells the analyst what happens on deploy: an ERROR means bankflow cannot run the
+file as drawn, a WARNING means it runs but probably not the way the picture suggests.
+
+This module only reads the lxml tree: it never imports SpiffWorkflow, so it can explain
+problems SpiffWorkflow would only report as a stack trace, and it runs on any file a
+modelling tool produced, however odd.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from lxml import etree
+
+from bankflow.models import Diagnostic, Severity
+
+__all__ = ["juel_to_python", "lint_bpmn"]
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+
+_TASKS = frozenset(
+    [
+        "task",
+        "userTask",
+        "manualTask",
+        "serviceTask",
+        "scriptTask",
+        "businessRuleTask",
+        "sendTask",
+        "receiveTask",
+        "callActivity",
+    ]
+)
+_SUBPROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
+_ACTIVITIES = _TASKS | _SUBPROCESSES
+_EVENTS = frozenset(
+    [
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "implicitThrowEvent",
+    ]
+)
+_GATEWAYS = frozenset(
+    [
+        "exclusiveGateway",
+        "inclusiveGateway",
+        "parallelGateway",
+        "eventBasedGateway",
+        "complexGateway",
+    ]
+)
+_FLOW_NODES = _ACTIVITIES | _EVENTS | _GATEWAYS
+_HUMAN_TASKS = frozenset({"userTask", "manualTask"})
+_ASSIGNMENT_ATTRIBUTES = tuple(
+    f"{{{CAMUNDA_NS}}}{name}" for name in ("candidateGroups", "candidateUsers", "assignee")
+)
+_PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "x-python"})
+
+
+# --- reading the tree without ever raising ----------------------------------------------------
+
+
+def _kind(el: etree._Element) -> str:
+    """BPMN local name, or "" for foreign elements, comments and processing instructions,
+    whatever prefix the tool chose."""
+    tag = el.tag
+    prefix = f"{{{BPMN_NS}}}"
+    if not isinstance(tag, str) or not tag.startswith(prefix):
+        return ""
+    return tag[len(prefix) :]
+
+
+def _children(el: etree._Element, *kinds: str) -> Iterator[etree._Element]:
+    for child in el:
+        kind = _kind(child)
+        if kind and (not kinds or kind in kinds):
+            yield child
+
+
+def _descendants(el: etree._Element, kind: str) -> Iterator[etree._Element]:
+    for child in el.iter(f"{{{BPMN_NS}}}{kind}"):
+        if child is not el:
+            yield child
+
+
+def _attr(el: etree._Element, name: str) -> str:
+    return " ".join((el.get(name) or "").split())
+
+
+def _id(el: etree._Element) -> str:
+    return _attr(el, "id")
+
+
+def _is_true(el: etree._Element, name: str) -> bool:
+    return _attr(el, name).lower() == "true"
+
+
+def _raw_text(el: etree._Element) -> str:
+    return "".join(str(part) for part in el.itertext())
+
+
+def _text(el: etree._Element) -> str:
+    return _raw_text(el).strip()
+
+
+def _has_definition(event: etree._Element, definition: str | None = None) -> bool:
+    """Whether an event has a trigger; with ``definition``, whether it has that one."""
+    for child in _children(event):
+        kind = _kind(child)
+        if kind == "eventDefinitionRef" and definition is None:
+            return True
+        if kind.endswith("EventDefinition") and definition in (None, kind):
+            return True
+    return False
+
+
+def _condition(flow: etree._Element) -> str | None:
+    """A flow's condition text; an empty ``conditionExpression`` counts as none, as it does
+    for SpiffWorkflow."""
+    return next((text for c in _children(flow, "conditionExpression") if (text := _text(c))), None)
+
+
+def _is_event_subprocess(el: etree._Element) -> bool:
+    return _kind(el) in _SUBPROCESSES and _is_true(el, "triggeredByEvent")
+
+
+def _is_link_event(el: etree._Element) -> bool:
+    return _kind(el) in _EVENTS and _has_definition(el, "linkEventDefinition")
+
+
+_WORD_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def _describe(el: etree._Element) -> str:
+    """``user task "Approve loan"``: what the analyst sees on the diagram, falling back to
+    the id when the element has no label."""
+    kind = _kind(el)
+    if _is_event_subprocess(el):
+        label = "event subprocess"
+    else:
+        label = _WORD_BOUNDARY.sub(" ", kind).lower().replace("sub process", "subprocess")
+    name = _attr(el, "name")
+    if name:
+        return f'{label} "{name}"'
+    return f"{label} {_id(el) or '(without id)'}"
+
+
+# --- the file and its flow scopes -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _File:
+    """Facts about the whole file that rules inside one scope need."""
+
+    name: str
+    expression_language: str
+    lane_members: frozenset[str]
+    compensation_targets: frozenset[str]
+
+    @classmethod
+    def of(cls, root: etree._Element, name: str) -> _File:
+        boundaries = {
+            _id(event)
+            for event in _descendants(root, "boundaryEvent")
+            if _has_definition(event, "compensateEventDefinition")
+        }
+        targets = {
+            _attr(association, "targetRef")
+            for association in _descendants(root, "association")
+            if _attr(association, "sourceRef") in boundaries
+        }
+        return cls(
+            name=name,
+            expression_language=_attr(root, "expressionLanguage"),
+            lane_members=frozenset(_text(ref) for ref in _descendants(root, "flowNodeRef")),
+            compensation_targets=frozenset(targets - {""}),
+        )
+
+    def diagnostic(
+        self, el: etree._Element, rule: str, severity: Severity, message: str
+    ) -> Diagnostic:
+        return Diagnostic(
+            file=self.name,
+            line=el.sourceline,
+            element_id=_id(el) or None,
+            rule=rule,
+            message=message,
+            severity=severity,
+        )
+
+    def is_compensation(self, node: etree._Element) -> bool:
+        return _is_true(node, "isForCompensation") or _id(node) in self.compensation_targets
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """A process or subprocess: the flow nodes drawn directly in it and the sequence flows
+    that connect them, indexed once by source and target."""
+
+    element: etree._Element
+    nodes: tuple[etree._Element, ...]
+    flows: tuple[etree._Element, ...]
+    incoming: dict[str, list[etree._Element]]
+    outgoing: dict[str, list[etree._Element]]
+
+    @classmethod
+    def of(cls, element: etree._Element) -> _Scope:
+        flows = tuple(_children(element, "sequenceFlow"))
+        incoming: dict[str, list[etree._Element]] = defaultdict(list)
+        outgoing: dict[str, list[etree._Element]] = defaultdict(list)
+        for flow in flows:
+            outgoing[_attr(flow, "sourceRef")].append(flow)
+            incoming[_attr(flow, "targetRef")].append(flow)
+        return cls(
+            element=element,
+            nodes=tuple(_children(element, *_FLOW_NODES)),
+            flows=flows,
+            incoming=dict(incoming),
+            outgoing=dict(outgoing),
+        )
+
+    def ins(self, node: etree._Element) -> list[etree._Element]:
+        return self.incoming.get(_id(node), []) if _id(node) else []
+
+    def outs(self, node: etree._Element) -> list[etree._Element]:
+        return self.outgoing.get(_id(node), []) if _id(node) else []
+
+    @property
+    def is_ad_hoc(self) -> bool:
+        return _kind(self.element) == "adHocSubProcess"
+
+
+def _scopes(root: etree._Element) -> Iterator[_Scope]:
+    for process in _children(root, "process"):
+        if _is_true(process, "isExecutable"):
+            yield from _walk(process)
+
+
+def _walk(element: etree._Element) -> Iterator[_Scope]:
+    scope = _Scope.of(element)
+    yield scope
+    for node in scope.nodes:
+        if _kind(node) in _SUBPROCESSES:
+            yield from _walk(node)
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+_Rule = Callable[[_File, _Scope], Iterable[Diagnostic]]
+
+
+def _start_event_required(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """bankflow starts a scope without start event at the elements nothing flows into (the
+    BPMN rule for implicit starts): a guess worth a warning, and an error when there is
+    nothing to start from. An event subprocess only runs through its own start event."""
+    if scope.is_ad_hoc or any(_kind(node) == "startEvent" for node in scope.nodes):
+        return
+    what = _describe(scope.element)
+    if _is_event_subprocess(scope.element):
+        yield file.diagnostic(
+            scope.element,
+            "start-event-required",
+            Severity.ERROR,
+            f"{what} has no start event, so nothing can trigger it: "
+            "add a start event with its trigger (message, timer, error...)",
+        )
+        return
+    starts = [
+        _id(node) or "(without id)"
+        for node in scope.nodes
+        if not scope.ins(node)
+        and _kind(node) != "boundaryEvent"
+        and not _is_event_subprocess(node)
+        and not file.is_compensation(node)
+        and not (_kind(node) == "intermediateCatchEvent" and _is_link_event(node))
+    ]
+    if starts:
+        yield file.diagnostic(
+            scope.element,
+            "start-event-required",
+            Severity.WARNING,
+            f"{what} has no start event; bankflow starts it at {', '.join(starts)} "
+            "(the elements with no incoming flow)",
+        )
+    elif not scope.nodes:
+        yield file.diagnostic(
+            scope.element,
+            "start-event-required",
+            Severity.ERROR,
+            f"{what} is empty, so bankflow has nothing to run in it: draw its steps inside "
+            "it, beginning with a start event, or change it into a task",
+        )
+    else:
+        yield file.diagnostic(
+            scope.element,
+            "start-event-required",
+            Severity.ERROR,
+            f"{what} has no start event and every element in it has an incoming flow, so "
+            "bankflow has nowhere to start it: add a start event",
+        )
+
+
+def _end_event_required(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Without an end event the reader cannot tell where the procedure is meant to finish."""
+    if scope.is_ad_hoc or not scope.nodes:
+        return
+    if not any(_kind(node) == "endEvent" for node in scope.nodes):
+        yield file.diagnostic(
+            scope.element,
+            "end-event-required",
+            Severity.WARNING,
+            f"{_describe(scope.element)} has no end event: add one where the procedure ends",
+        )
+
+
+def _single_blank_start_event(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Several start events without trigger make it ambiguous where an instance begins."""
+    blank = [
+        node for node in scope.nodes if _kind(node) == "startEvent" and not _has_definition(node)
+    ]
+    if len(blank) > 1:
+        ids = ", ".join(_id(node) or "(without id)" for node in blank)
+        yield file.diagnostic(
+            blank[1],
+            "single-blank-start-event",
+            Severity.ERROR,
+            f"{_describe(scope.element)} has {len(blank)} start events without a trigger "
+            f"({ids}), so it is ambiguous where an instance begins: keep one and give "
+            "the others a trigger (message, timer...)",
+        )
+
+
+def _no_disconnected(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A node no flow reaches or leaves is never run: usually a forgotten connection.
+    Boundary events, event subprocesses, compensation handlers and link events are
+    reached without sequence flows, and ad-hoc subprocesses have no flow by design."""
+    if scope.is_ad_hoc:
+        return
+    candidates = [
+        node
+        for node in scope.nodes
+        if not node.get("attachedToRef")
+        and _kind(node) != "boundaryEvent"
+        and not _is_event_subprocess(node)
+        and not file.is_compensation(node)
+        and not _is_link_event(node)
+        and not (_is_event_subprocess(scope.element) and _kind(node) == "startEvent")
+    ]
+    if len(candidates) < 2:
+        return
+    for node in candidates:
+        if not scope.ins(node) and not scope.outs(node):
+            yield file.diagnostic(
+                node,
+                "no-disconnected",
+                Severity.WARNING,
+                f"{_describe(node)} is not connected to anything, so it never runs: "
+                "connect it with sequence flows or remove it",
+            )
+
+
+def _no_duplicate_sequence_flows(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Two identical flows between the same elements run the target twice."""
+    seen: set[tuple[str, str, str]] = set()
+    for flow in scope.flows:
+        key = (_attr(flow, "sourceRef"), _attr(flow, "targetRef"), _condition(flow) or "")
+        if key in seen:
+            yield file.diagnostic(
+                flow,
+                "no-duplicate-sequence-flows",
+                Severity.ERROR,
+                f"{_describe(flow)} duplicates another flow from {key[0]} to {key[1]}, "
+                "so the target would run twice: delete one of them",
+            )
+        seen.add(key)
+
+
+def _flow_shape(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Splits and joins drawn without gateways, and gateways that do nothing or do two
+    things at once: all run, but rarely the way the drawing reads."""
+    for node in scope.nodes:
+        what, ins, outs = _describe(node), scope.ins(node), scope.outs(node)
+        if _kind(node) in _GATEWAYS:
+            if len(ins) > 1 and len(outs) > 1:
+                yield file.diagnostic(
+                    node,
+                    "no-gateway-join-fork",
+                    Severity.WARNING,
+                    f"{what} both joins {len(ins)} flows and splits into {len(outs)}: "
+                    "draw one gateway to join and another to split",
+                )
+            elif len(ins) == 1 and len(outs) == 1:
+                yield file.diagnostic(
+                    node,
+                    "superfluous-gateway",
+                    Severity.WARNING,
+                    f"{what} has one incoming and one outgoing flow, so it does nothing: remove it",
+                )
+            continue
+        default = _attr(node, "default")
+        plain = [f for f in outs if _condition(f) is None and _id(f) != default]
+        if len(plain) > 1:
+            yield file.diagnostic(
+                node,
+                "no-implicit-split",
+                Severity.WARNING,
+                f"{what} has {len(plain)} outgoing flows without conditions: this is an "
+                "implicit parallel split; bankflow runs every branch. Draw a parallel "
+                "gateway to make it explicit",
+            )
+        if len(ins) > 1:
+            yield file.diagnostic(
+                node,
+                "fake-join",
+                Severity.WARNING,
+                f"{what} has {len(ins)} incoming flows: it runs once per arriving flow; "
+                "use a gateway to join",
+            )
+
+
+def _conditional_flows(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A decision needs a condition (or the default mark) on every way out; a condition on
+    a flow leaving a task hides a decision the diagram should show with a gateway."""
+    for node in scope.nodes:
+        kind, outs = _kind(node), scope.outs(node)
+        if kind in ("exclusiveGateway", "inclusiveGateway") and len(outs) > 1:
+            default = _attr(node, "default")
+            missing = [f for f in outs if _condition(f) is None and _id(f) != default]
+            for flow in missing:
+                hint = (
+                    "bankflow treats it as the default flow; mark it as default to say so"
+                    if len(missing) == 1 and not default
+                    else "give it a condition or mark it as the gateway's default flow"
+                )
+                yield file.diagnostic(
+                    flow,
+                    "conditional-flows",
+                    Severity.WARNING,
+                    f"{_describe(flow)} leaving {_describe(node)} has no condition: {hint}",
+                )
+        elif kind in _ACTIVITIES:
+            for flow in outs:
+                if _condition(flow) is not None:
+                    yield file.diagnostic(
+                        flow,
+                        "conditional-flows",
+                        Severity.WARNING,
+                        f"{_describe(flow)} leaving {_describe(node)} has a condition: "
+                        "draw an exclusive gateway after the task to make the decision "
+                        "visible",
+                    )
+
+
+def _label_required(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Task lists, audit trails and error messages name elements by their label. Like
+    bpmnlint, joining and parallel gateways, subprocesses (labelled by their content) and
+    unconditional flows may stay blank."""
+    unlabeled: list[etree._Element] = []
+    for node in scope.nodes:
+        kind = _kind(node)
+        if kind in ("parallelGateway", "eventBasedGateway") or kind in _SUBPROCESSES:
+            continue
+        if kind in _GATEWAYS and len(scope.outs(node)) < 2:
+            continue
+        unlabeled.append(node)
+    unlabeled += [flow for flow in scope.flows if _condition(flow) is not None]
+    for lane_set in _children(scope.element, "laneSet"):
+        unlabeled += _descendants(lane_set, "lane")
+    for el in unlabeled:
+        if not _attr(el, "name"):
+            yield file.diagnostic(
+                el,
+                "label-required",
+                Severity.WARNING,
+                f"{_describe(el)} has no label: name it so people can tell what it is",
+            )
+
+
+def _human_task_unassigned(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """bankflow offers a human task to the groups of its lane or of its camunda
+    assignment; with neither, no one sees it in their task list and the case stalls."""
+    for node in scope.nodes:
+        if _kind(node) not in _HUMAN_TASKS or _id(node) in file.lane_members:
+            continue
+        if any(_attr(node, name) for name in _ASSIGNMENT_ATTRIBUTES):
+            continue
+        if next(_children(node, "potentialOwner", "humanPerformer"), None) is not None:
+            continue
+        yield file.diagnostic(
+            node,
+            "human-task-unassigned",
+            Severity.WARNING,
+            f"{_describe(node)} is in no lane and has no assignment, so nobody can act "
+            "on it: put it in a lane or give it camunda:candidateGroups",
+        )
+
+
+def _expressions(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Conditions and scripts are only evaluated when reached; checking them now turns a
+    stuck case in production into a message at deploy time."""
+    for flow in scope.flows:
+        for expression in _children(flow, "conditionExpression"):
+            yield from _check_condition(file, flow, expression)
+    for node in scope.nodes:
+        if _kind(node) == "scriptTask":
+            yield from _check_script(file, node)
+
+
+# --- expressions ----------------------------------------------------------------------------
+
+_JUEL_TOKEN = re.compile(
+    r"""\s+|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"""
+    r"""|[A-Za-z_]\w*|&&|\|\||!=|.""",
+    re.DOTALL,
+)
+_JUEL_WORDS = {
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "gt": ">",
+    "le": "<=",
+    "ge": ">=",
+    "empty": "not",
+    "null": "None",
+    "true": "True",
+    "false": "False",
+    "div": "/",
+    "mod": "%",
+}
+_JUEL_SYMBOLS = {"&&": "and", "||": "or", "!": "not"}
+_JUEL_EXPRESSION = re.compile(r"[$#]\{(?P<body>[^{}]*)\}", re.DOTALL)
+
+
+def juel_to_python(text: str) -> str | None:
+    """Translate a Camunda-style JUEL condition such as ``${amount > 1000 && !approved}`` to
+    the Python expression bankflow evaluates (``amount > 1000 and not approved``).
+
+    Covers the operators and literals conditions drawn in modelers actually use; anything
+    beyond (ternaries, method calls on Java objects...) comes back as text that may not
+    parse, which the caller reports. ``None`` when ``text`` is not one ``${...}`` or
+    ``#{...}`` expression.
+    """
+    match = _JUEL_EXPRESSION.fullmatch(text.strip())
+    if match is None:
+        return None
+    out: list[str] = []
+    previous = ""
+    for token in _JUEL_TOKEN.findall(match["body"]):
+        if token.isspace():
+            if out and not out[-1].endswith(" "):
+                out.append(" ")
+            continue
+        if token in _JUEL_SYMBOLS:
+            if out and not out[-1].endswith((" ", "(")):
+                out.append(" ")
+            out.append(f"{_JUEL_SYMBOLS[token]} ")
+        elif token in _JUEL_WORDS and previous != ".":
+            out.append(_JUEL_WORDS[token])
+        else:
+            out.append(token)
+        previous = token
+    return "".join(out).strip()
+
+
+def _is_python(language: str) -> bool:
+    return language.lower().rsplit("/", 1)[-1] in _PYTHON_LANGUAGES
+
+
+def _is_juel(language: str) -> bool:
+    return any(marker in language.lower() for marker in ("juel", "jsp", "jakarta.el"))
+
+
+def _python_error(text: str, mode: str) -> SyntaxError | None:
+    try:
+        ast.parse(text, mode=mode)
+    except SyntaxError as error:
+        return error
+    except (ValueError, MemoryError, RecursionError) as error:  # null bytes, absurd nesting
+        return SyntaxError(str(error))
+    return None
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return f"`{flat if len(flat) <= 80 else flat[:77] + '...'}`"
+
+
+def _check_condition(
+    file: _File, flow: etree._Element, expression: etree._Element
+) -> Iterator[Diagnostic]:
+    """Camunda models write JUEL, Camunda 8 FEEL, SpiffWorkflow Python; bankflow evaluates
+    Python and the JUEL subset it can translate, and says which of the rest it skips."""
+    text = _text(expression)
+    if not text:
+        return
+    what = f"the condition {_quote(text)} on {_describe(flow)}"
+    language = _attr(expression, "language")
+    if language and not _is_python(language) and not _is_juel(language):
+        yield file.diagnostic(
+            flow,
+            "expression-language",
+            Severity.WARNING,
+            f"{what} is in language {language}, which bankflow does not evaluate",
+        )
+        return
+    if not language and text.startswith("="):
+        yield file.diagnostic(
+            flow,
+            "expression-language",
+            Severity.WARNING,
+            f"{what} is a FEEL expression (Camunda 8), which bankflow does not evaluate",
+        )
+        return
+    if not _is_python(language) and ("${" in text or "#{" in text):
+        python = juel_to_python(text)
+        if python is None or _python_error(python, "eval") is not None:
+            yield file.diagnostic(
+                flow,
+                "expression-parse",
+                Severity.WARNING,
+                f"{what} uses JUEL that bankflow cannot translate to Python: "
+                "rewrite it as a Python expression",
+            )
+        return
+    error = _python_error(text, "eval")
+    if error is None:
+        return
+    default = file.expression_language
+    if not language and default and not _is_python(default) and not _is_juel(default):
+        yield file.diagnostic(
+            flow,
+            "expression-language",
+            Severity.WARNING,
+            f"{what} is in the file's expression language {default}, which bankflow "
+            "does not evaluate",
+        )
+        return
+    yield file.diagnostic(
+        flow,
+        "expression-parse",
+        Severity.ERROR,
+        f"{what} is not a valid Python expression: {error.msg}",
+    )
+
+
+def _check_script(file: _File, task: etree._Element) -> Iterator[Diagnostic]:
+    """SpiffWorkflow refuses a script task without inline script and bankflow runs Python
+    only, so a script in another language fails the case when reached."""
+    what = _describe(task)
+    text = "\n".join(_raw_text(script) for script in _children(task, "script"))
+    if not text.strip():
+        yield file.diagnostic(
+            task,
+            "script-missing",
+            Severity.ERROR,
+            f"{what} has no script: write the Python script into the task (bankflow "
+            "does not load external script resources)",
+        )
+        return
+    language = _attr(task, "scriptFormat")
+    if language and not _is_python(language):
+        yield file.diagnostic(
+            task,
+            "script-language",
+            Severity.WARNING,
+            f"{what} is written in {language}: bankflow runs Python scripts only; "
+            "this task fails when reached",
+        )
+        return
+    error = _python_error(text, "exec")
+    if error is not None:
+        where = f" (line {error.lineno} of the script)" if error.lineno else ""
+        yield file.diagnostic(
+            task,
+            "expression-parse",
+            Severity.ERROR,
+            f"the script of {what} is not valid Python{where}: {error.msg}",
+        )
+
+
+_RULES: tuple[_Rule, ...] = (
+    _start_event_required,
+    _end_event_required,
+    _single_blank_start_event,
+    _no_disconnected,
+    _no_duplicate_sequence_flows,
+    _flow_shape,
+    _conditional_flows,
+    _label_required,
+    _human_task_unassigned,
+    _expressions,
+)
+
+
+def lint_bpmn(root: etree._Element, *, file: str) -> list[Diagnostic]:
+    """Check every executable process in a parsed BPMN ``<definitions>`` element.
+
+    Returns diagnostics ordered by line; never raises, whatever tool wrote the file.
+    """
+    context = _File.of(root, file)
+    diagnostics = [
+        diagnostic
+        for scope in _scopes(root)
+        for rule in _RULES
+        for diagnostic in rule(context, scope)
+    ]
+    return sorted(diagnostics, key=lambda d: d.line or 0)

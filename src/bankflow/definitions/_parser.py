@@ -1,0 +1,364 @@
+"""The only module that imports SpiffWorkflow's parsers.
+
+It turns rewritten lxml trees into process specs and SpiffWorkflow's exceptions into
+diagnostics an analyst can act on. Everything SpiffWorkflow-specific about parsing stays
+here, so upgrading SpiffWorkflow touches one file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from copy import deepcopy
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import SpiffWorkflow.bpmn.parser as _bpmn_parser
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.util import full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
+from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
+
+from bankflow.definitions._compat import BPMN, CAMUNDA, ZEEBE, local_name, q
+from bankflow.models import Diagnostic, Severity
+
+__all__ = ["BuildOutcome", "SourceDoc", "build", "check_schema", "service_name"]
+
+_SCHEMA_DIR = Path(_bpmn_parser.__file__).parent / "schema"
+
+# SpiffWorkflow's messages, in words an analyst can act on: (pattern, rule, message).
+_TRANSLATIONS: list[tuple[re.Pattern[str], str, str]] = [
+    (
+        re.compile(r"Unknown Time Specification"),
+        "timer-definition",
+        "the timer has no timeDate, timeDuration or timeCycle, so it can never be scheduled",
+    ),
+    (
+        re.compile(r"No start event found"),
+        "start-event-required",
+        "the process has no start event and no element without an incoming flow to start at",
+    ),
+    (
+        re.compile(r"Exactly one start event is required in a SubWorkflow Task; found (\d+)"),
+        "start-event-required",
+        "the sub-process must have exactly one start event (found {0})",
+    ),
+    (
+        re.compile(r"Invalid Script Task\. No Script Provided"),
+        "script-missing",
+        "the script task has no inline script; bankflow runs only scripts written in the diagram",
+    ),
+    (
+        re.compile(r"A multiinstance task must specify a cardinality or a"),
+        "multi-instance",
+        "the multi-instance activity names neither a cardinality nor a collection to loop over",
+    ),
+    (
+        re.compile(r"A multiinstance task must specify exactly one"),
+        "multi-instance",
+        "the multi-instance activity names both a cardinality and a collection; keep one",
+    ),
+    (
+        re.compile(r'No DMN Diagram available with id "([^"]*)"'),
+        "decision-ref",
+        'the business rule task calls decision "{0}", which is neither in this deployment '
+        "nor deployed before",
+    ),
+    (
+        re.compile(r"A loopMaximum or loopCondition must be specified"),
+        "loop",
+        "the loop activity needs a loopMaximum or a loopCondition",
+    ),
+    (
+        re.compile(r"Cannot resolve data(Input|Output)Association"),
+        "data-association",
+        "a data {0} association refers to something that is not a data object",
+    ),
+    (
+        re.compile(r"Multiple outgoing flows are not supported"),
+        "no-implicit-split",
+        "this element cannot have several outgoing flows; draw a gateway",
+    ),
+    (
+        re.compile(r"Non-default exclusive outgoing sequence flow without condition"),
+        "conditional-flows",
+        "a flow leaving the gateway has no condition and is not the default flow",
+    ),
+]
+
+
+@dataclass
+class SourceDoc:
+    """One parsed file: ``name`` is how diagnostics refer to it."""
+
+    name: str
+    root: etree._Element
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.lines:
+            self.lines = {
+                el.get("id", ""): el.sourceline or 0 for el in self.root.iter() if el.get("id")
+            }
+
+
+@dataclass
+class BuildOutcome:
+    """What building a deployment's specs produced.
+
+    ``specs`` holds SpiffWorkflow objects and never leaves the definitions/runtime
+    adapters; ``calls`` maps each call activity to the process it calls.
+    """
+
+    processes: dict[str, str] = field(default_factory=dict)  # process id -> file name
+    process_names: dict[str, str | None] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)  # decision id -> file name
+    decision_names: dict[str, str | None] = field(default_factory=dict)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # file, element, called
+    specs: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def service_name(node: etree._Element) -> str | None:
+    """The handler name a host registers for a service task, in whichever dialect the
+    modeller wrote it (Camunda 7 topic/delegate/class, Camunda 8 job type)."""
+    if node.get(q("type", CAMUNDA)) == "external" and node.get(q("topic", CAMUNDA)):
+        return node.get(q("topic", CAMUNDA))
+    delegate = node.get(q("delegateExpression", CAMUNDA))
+    if delegate:
+        text = delegate.strip()
+        if text[:2] in ("${", "#{") and text.endswith("}"):
+            text = text[2:-1]
+        return text.strip() or None
+    java_class = node.get(q("class", CAMUNDA))
+    if java_class:
+        return java_class.strip().rsplit(".", 1)[-1] or None
+    definition = node.find(f"{q('extensionElements')}/{q('taskDefinition', ZEEBE)}")
+    if definition is not None and definition.get("type"):
+        return definition.get("type")
+    return None
+
+
+def _result_variable(node: etree._Element) -> str | None:
+    return node.get(q("resultVariable", CAMUNDA))
+
+
+class _ServiceTaskParser(SpiffTaskParser):  # type: ignore[misc]
+    """Service tasks in any dialect; SpiffWorkflow's own requires its operator extension."""
+
+    def create_task(self) -> Any:
+        extensions = self.parse_extensions()
+        operator = extensions.get("serviceTaskOperator") or {}
+        return ServiceTask(
+            self.spec,
+            self.bpmn_id,
+            operation_name=operator.get("name") or service_name(self.node) or self.bpmn_id,
+            operation_params=operator.get("parameters") or {},
+            result_variable=operator.get("resultVariable") or _result_variable(self.node),
+            prescript=extensions.get("preScript"),
+            postscript=extensions.get("postScript"),
+            **self.bpmn_attributes,
+        )
+
+
+class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
+    """Decisions by ``spiffworkflow:calledDecisionId`` or ``camunda:decisionRef``; a
+    business rule task implemented elsewhere (a class, an external topic) is a service."""
+
+    @staticmethod
+    def get_decision_ref(node: etree._Element) -> str | None:
+        ref = SpiffTaskParser._parse_extensions(node).get("calledDecisionId")
+        return ref or node.get(q("decisionRef", CAMUNDA))
+
+    def create_task(self) -> Any:
+        decision_ref = self.get_decision_ref(self.node)
+        if decision_ref is None:
+            return _ServiceTaskParser.create_task(self)
+        extensions = self.parse_extensions()
+        return BusinessRuleTask(
+            self.spec,
+            self.bpmn_id,
+            dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node),
+            prescript=extensions.get("preScript"),
+            postscript=extensions.get("postScript"),
+            **self.bpmn_attributes,
+        )
+
+
+class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
+        full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
+    }
+
+
+@cache
+def _schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(_SCHEMA_DIR / "BPMN20.xsd")))
+
+
+# XSD findings that do not change how a process runs: reported, but never block a deploy.
+_LENIENT_XSD = (
+    "is not a valid value of the atomic type 'xs:ID'",
+    "Missing child element(s)",
+    "{http://www.omg.org/spec/BPMN/20100524/MODEL}extensionElements': This element is not expected",
+)
+
+
+def check_schema(root: etree._Element, *, file: str) -> list[Diagnostic]:
+    """Validate against the BPMN 2.0 XSD; layout (DI) and vendor content only warn."""
+    # bpmn-js writes formalExpression where the schema wants messagePath (as SpiffWorkflow
+    # does, rename it so the real problems stay visible).
+    for expr in root.iter(q("formalExpression")):
+        parent = expr.getparent()
+        if parent is not None and local_name(parent) == "correlationPropertyRetrievalExpression":
+            expr.tag = q("messagePath")
+    schema = _schema()
+    if schema.validate(root):
+        return []
+    diagnostics = []
+    for error in schema.error_log:
+        element = _element_at(root, error.line)
+        message = error.message
+        model_element = message.startswith(f"Element '{{{BPMN}}}")
+        lenient = not model_element or any(m in message for m in _LENIENT_XSD)
+        diagnostics.append(
+            Diagnostic(
+                file=file,
+                line=error.line,
+                element_id=element.get("id") if element is not None else None,
+                rule="xsd",
+                message=message.replace(f"{{{BPMN}}}", "bpmn:"),
+                severity=Severity.WARNING if lenient else Severity.ERROR,
+            )
+        )
+    return diagnostics
+
+
+def _element_at(root: etree._Element, line: int) -> etree._Element | None:
+    for el in root.iter():
+        if el.sourceline == line:
+            return el
+    return None
+
+
+def _translate(exc: Exception) -> tuple[str, str]:
+    text = str(exc)
+    for pattern, rule, message in _TRANSLATIONS:
+        match = pattern.search(text)
+        if match:
+            return rule, message.format(*(g.lower() for g in match.groups()))
+    if isinstance(exc, ValidationException):
+        return "bpmn", text
+    return "unsupported", f"bankflow cannot build this element ({type(exc).__name__}: {text})"
+
+
+def _diagnostic(exc: Exception, docs: dict[str, SourceDoc], default_file: str) -> Diagnostic:
+    rule, message = _translate(exc)
+    element_id = getattr(exc, "id", None) or None
+    file = getattr(exc, "file_name", None) or default_file
+    doc = docs.get(file) or docs.get(default_file)
+    line = doc.lines.get(element_id) if doc is not None and element_id else None
+    return Diagnostic(file=file, line=line, element_id=element_id, rule=rule, message=message)
+
+
+def build(
+    bpmn: Sequence[SourceDoc], dmn: Sequence[SourceDoc], *, extra_dmn: Sequence[SourceDoc] = ()
+) -> BuildOutcome:
+    """Build every executable process and decision in the documents.
+
+    ``extra_dmn`` are decisions deployed earlier that business rule tasks may call. Each
+    process is built on its own so one broken process does not hide another's problems.
+    SpiffWorkflow parses lazily; building here is what makes deploy-time errors real.
+    """
+    outcome = BuildOutcome()
+    docs = {d.name: d for d in [*bpmn, *dmn, *extra_dmn]}
+    parser = BankflowBpmnParser()
+    for doc in extra_dmn:
+        _add_decisions(doc, parser, None, docs)
+    for doc in dmn:
+        _add_decisions(doc, parser, outcome, docs)
+    for doc in bpmn:
+        try:
+            parser.add_bpmn_xml(doc.root, filename=doc.name)
+        except Exception as exc:
+            outcome.diagnostics.append(_diagnostic(exc, docs, doc.name))
+            continue
+    for process_id in parser.get_process_ids():
+        process_parser = parser.get_process_parser(process_id)
+        if process_parser.node.tag != q("process"):
+            continue  # an embedded sub-process, built as part of its process
+        file = process_parser.filename or ""
+        try:
+            spec = parser.get_spec(process_id)
+        except Exception as exc:
+            outcome.diagnostics.append(_diagnostic(exc, docs, file))
+            continue
+        outcome.processes[process_id] = file
+        outcome.process_names[process_id] = process_parser.node.get("name")
+        outcome.specs[process_id] = spec
+        for call in process_parser.node.iter(q("callActivity")):
+            called = (call.get("calledElement") or "").strip()
+            if called:
+                outcome.calls.append((file, call.get("id", ""), called))
+    return outcome
+
+
+def _split_decisions(root: etree._Element) -> list[etree._Element]:
+    """One document per decision: SpiffWorkflow reads only the first decision of a file,
+    while Camunda Modeler puts a whole decision requirements graph in one."""
+    decisions = [el for el in root if local_name(el) == "decision"]
+    if len(decisions) <= 1:
+        return decisions and [root]
+    documents = []
+    for keep in range(len(decisions)):
+        copy = deepcopy(root)
+        for index, el in enumerate([c for c in copy if local_name(c) == "decision"]):
+            if index != keep:
+                copy.remove(el)
+        documents.append(copy)
+    return documents
+
+
+def _add_decisions(
+    doc: SourceDoc,
+    parser: BankflowBpmnParser,
+    outcome: BuildOutcome | None,
+    docs: dict[str, SourceDoc],
+) -> None:
+    """Parse every decision of a DMN file; one SpiffWorkflow cannot evaluate is left out
+    with a warning (a business rule task calling it is then an error)."""
+    documents = _split_decisions(doc.root)
+    if not documents and outcome is not None:
+        outcome.diagnostics.append(
+            Diagnostic(file=doc.name, line=doc.root.sourceline, rule="dmn", message="no decision")
+        )
+    for document in documents:
+        decision = next(el for el in document if local_name(el) == "decision")
+        decision_id = decision.get("id", "")
+        try:
+            parser.add_dmn_xml(document, filename=doc.name)
+            parser.dmn_parsers[decision_id].parse()
+        except Exception as exc:
+            parser.dmn_parsers.pop(decision_id, None)
+            if outcome is not None:
+                found = _diagnostic(exc, docs, doc.name)
+                outcome.diagnostics.append(
+                    found.model_copy(
+                        update={
+                            "element_id": found.element_id or decision_id,
+                            "line": found.line or decision.sourceline,
+                            "severity": Severity.WARNING,
+                            "message": f"decision not deployed: {found.message}",
+                        }
+                    )
+                )
+            continue
+        if outcome is not None:
+            outcome.decisions[decision_id] = doc.name
+            outcome.decision_names[decision_id] = decision.get("name")

@@ -1,0 +1,56 @@
+"""The engine facade: one object a service embeds, holding the database and the clock."""
+
+from __future__ import annotations
+
+import os
+
+from bankflow._clock import Clock, SystemClock
+from bankflow.definitions import Definitions
+from bankflow.persistence import Database
+
+__all__ = ["DEFAULT_DATABASE_URL", "Engine", "database_url"]
+
+DEFAULT_DATABASE_URL = "sqlite:///bankflow.db"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL given, else ``BANKFLOW_DATABASE_URL``, else the embedded SQLite file."""
+    return url or os.environ.get("BANKFLOW_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+class Engine:
+    """Open a bankflow database and expose its services by noun.
+
+    ``migrate``: ``None`` upgrades an embedded SQLite database automatically and requires
+    a server database to be current (``bankflow db upgrade`` is a deliberate step there);
+    ``True`` always upgrades; ``False`` only checks.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        migrate: bool | None = None,
+    ) -> None:
+        self.url = database_url(url)
+        self.clock: Clock = clock or SystemClock()
+        self._db = Database(self.url)
+        try:
+            if migrate or (migrate is None and self._db.dialect == "sqlite"):
+                self._db.upgrade()
+            else:
+                self._db.require_current()
+        except BaseException:
+            self._db.close()
+            raise
+        self.definitions = Definitions(self._db, self.clock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,144 @@
+"""Frozen pydantic models: the only shapes bankflow hands to callers.
+
+Callers never see ORM rows or SpiffWorkflow objects, so storage and the BPMN library can
+change underneath without breaking anyone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "DecisionDefinition",
+    "Deployment",
+    "Diagnostic",
+    "ElementInfo",
+    "FormField",
+    "ProcessDefinition",
+    "Severity",
+    "ValidationReport",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Diagnostic(_Frozen):
+    """One problem found in a BPMN/DMN file, pointing at the line an analyst must fix."""
+
+    file: str
+    line: int | None = None
+    element_id: str | None = None
+    rule: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def format(self) -> str:
+        """``file:line: element-id: rule: message`` — the shape editors and CI logs link."""
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        element = self.element_id or "-"
+        return f"{where}: {element}: {self.rule}: {self.message} ({self.severity})"
+
+
+class ValidationReport(_Frozen):
+    """Every diagnostic for the files checked; ``ok`` when none is an error."""
+
+    files: tuple[str, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == Severity.ERROR for d in self.diagnostics)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == Severity.WARNING)
+
+
+class FormField(_Frozen):
+    """A ``camunda:formField``: what a human task asks for, used to validate task data."""
+
+    id: str
+    label: str | None = None
+    type: str | None = None
+    default_value: str | None = None
+    required: bool = False
+    readonly: bool = False
+    constraints: dict[str, str | None] = {}
+    enum_values: dict[str, str | None] = {}
+
+
+class ElementInfo(_Frozen):
+    """What the modeller said about one flow element, including the extension attributes
+    SpiffWorkflow drops (candidate groups, due dates, forms)."""
+
+    element_id: str
+    element_type: str
+    name: str | None = None
+    process_id: str | None = None
+    lane: str | None = None
+    documentation: str | None = None
+    candidate_groups: tuple[str, ...] = ()
+    candidate_users: tuple[str, ...] = ()
+    assignee: str | None = None
+    due_date: str | None = None
+    priority: str | None = None
+    form_key: str | None = None
+    form_fields: tuple[FormField, ...] = ()
+    line: int | None = None
+
+
+class ProcessDefinition(_Frozen):
+    """One deployed version of an executable process; instances pin the version they
+    started on."""
+
+    id: str
+    key: str
+    version: int
+    name: str | None
+    resource_name: str
+    content_hash: str
+    deployment_id: str
+    deployed_at: datetime
+
+
+class DecisionDefinition(_Frozen):
+    """One deployed version of a DMN decision."""
+
+    id: str
+    key: str
+    version: int
+    name: str | None
+    resource_name: str
+    content_hash: str
+    deployment_id: str
+    deployed_at: datetime
+
+
+class Deployment(_Frozen):
+    """The outcome of one ``deploy`` call.
+
+    ``created`` is false when every file was already deployed with identical content: the
+    call changed nothing and returns the versions already stored.
+    """
+
+    id: str | None
+    created: bool
+    deployed_at: datetime
+    resources: tuple[str, ...]
+    processes: tuple[ProcessDefinition, ...]
+    decisions: tuple[DecisionDefinition, ...]
+    diagnostics: tuple[Diagnostic, ...] = ()

@@ -1,0 +1,109 @@
+"""Opening the database, the schema's migrations, and the one-transaction-per-operation
+rule every service follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bankflow.errors import ConfigurationError, DatabaseError
+
+__all__ = ["Database"]
+
+# One advisory-lock key so concurrent upgrades of one PostgreSQL database take turns.
+_MIGRATION_LOCK = 7_142_901
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    location = resources.files("bankflow.persistence") / "migrations"
+    config.set_main_option("script_location", str(location))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """A SQLAlchemy engine plus the session factory the services share."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+            self.engine: SAEngine = create_engine(parsed, future=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise ConfigurationError(f"cannot use database URL {url!r}: {exc}") from exc
+        self.url = url
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: everything inside commits together or not at all."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        finally:
+            session.close()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot open database {self._safe_url()}: {exc.orig}") from exc
+
+    def upgrade(self) -> str | None:
+        """Apply every pending migration; safe to run from several processes at once."""
+        try:
+            with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK}
+                    )
+                command.upgrade(_alembic_config(connection), "head")
+        except OperationalError as exc:
+            raise DatabaseError(f"cannot open database {self._safe_url()}: {exc.orig}") from exc
+        return self.head_revision()
+
+    def require_current(self) -> None:
+        current, head = self.current_revision(), self.head_revision()
+        if current != head:
+            raise DatabaseError(
+                f"database schema is at revision {current or 'none'}, this bankflow needs "
+                f"{head}: run `bankflow --db URL db upgrade`"
+            )
+
+    def _safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()

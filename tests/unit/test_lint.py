@@ -1,0 +1,572 @@
+"""The BPMN lint: each rule fires on the smallest model that breaks it and stays quiet on
+one that doesn't, and the whole corpus of real tool output goes through without a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from bankflow.definitions._lint import juel_to_python, lint_bpmn
+from bankflow.models import Diagnostic, Severity
+
+BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
+CORPUS = Path(__file__).parents[2].parent / "shared" / "bpmn-corpus"
+
+ERROR, WARNING = Severity.ERROR, Severity.WARNING
+
+# A model no rule complains about; tests splice their element into it.
+CLEAN = """
+    <bpmn:startEvent id="Start" name="Loan requested"/>
+    <bpmn:userTask id="Approve" name="Approve loan" camunda:candidateGroups="officers"/>
+    <bpmn:endEvent id="End" name="Loan decided"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Approve"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Approve" targetRef="End"/>
+"""
+
+
+def bpmn(body: str, *, executable: str = "true", definitions: str = "") -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="{BPMN}" xmlns:camunda="{CAMUNDA}" id="Defs"{definitions}>
+  <bpmn:process id="Process_1" name="Loan" isExecutable="{executable}">{body}
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def lint(text: str) -> list[Diagnostic]:
+    return lint_bpmn(etree.fromstring(text.encode()), file="loan.bpmn")
+
+
+def line_of(text: str, element_id: str) -> int:
+    return text[: text.index(f'id="{element_id}"')].count("\n") + 1
+
+
+def found(text: str, rule: str) -> list[tuple[Severity, str | None, int | None]]:
+    return [(d.severity, d.element_id, d.line) for d in lint(text) if d.rule == rule]
+
+
+def expect(text: str, rule: str, severity: Severity, *element_ids: str) -> list[Diagnostic]:
+    """Assert ``rule`` fires exactly on ``element_ids`` (at their lines) and return them."""
+    assert found(text, rule) == [(severity, i, line_of(text, i)) for i in element_ids]
+    return [d for d in lint(text) if d.rule == rule]
+
+
+def test_clean_model_has_no_diagnostics() -> None:
+    assert lint(bpmn(CLEAN)) == []
+
+
+def test_non_executable_processes_are_not_linted() -> None:
+    assert lint(bpmn('<bpmn:task id="Lonely"/>', executable="false")) == []
+    assert lint(bpmn('<bpmn:task id="Lonely"/>').replace(' isExecutable="true"', "")) == []
+
+
+def test_diagnostic_carries_file_line_id_and_element_name() -> None:
+    text = bpmn(CLEAN.replace(' camunda:candidateGroups="officers"', ""))
+    (diagnostic,) = expect(text, "human-task-unassigned", WARNING, "Approve")
+    assert diagnostic.file == "loan.bpmn"
+    assert 'user task "Approve loan"' in diagnostic.message
+
+
+# --- start-event-required ---------------------------------------------------------------------
+
+NO_START = """
+    <bpmn:task id="A" name="A"/>
+    <bpmn:task id="B" name="B"/>
+    <bpmn:endEvent id="End" name="Done"/>
+    <bpmn:boundaryEvent id="Timer" name="Late" attachedToRef="A">
+      <bpmn:timerEventDefinition/>
+    </bpmn:boundaryEvent>
+    <bpmn:task id="Undo" name="Undo" isForCompensation="true"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="A" targetRef="End"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="B" targetRef="End"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Timer" targetRef="End"/>
+"""
+
+
+def test_start_event_required_warns_with_implicit_starts() -> None:
+    (diagnostic,) = expect(bpmn(NO_START), "start-event-required", WARNING, "Process_1")
+    assert "bankflow starts it at A, B (the elements with no incoming flow)" in (
+        diagnostic.message
+    )
+
+
+def test_start_event_required_errors_when_nothing_can_start() -> None:
+    text = bpmn("""
+    <bpmn:task id="A" name="A"/>
+    <bpmn:task id="B" name="B"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="A" targetRef="B"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="B" targetRef="A"/>""")
+    expect(text, "start-event-required", ERROR, "Process_1")
+
+
+def test_start_event_required_errors_on_empty_subprocess() -> None:
+    text = bpmn(CLEAN.replace("</bpmn:userTask>", "") + """
+    <bpmn:subProcess id="Sub" name="Collapsed"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Approve" targetRef="Sub"/>
+    <bpmn:sequenceFlow id="F4" sourceRef="Sub" targetRef="End"/>""")
+    expect(text, "start-event-required", ERROR, "Sub")
+
+
+def test_start_event_required_errors_on_event_subprocess_without_start() -> None:
+    text = bpmn(CLEAN + """
+    <bpmn:subProcess id="OnCancel" name="On cancel" triggeredByEvent="true">
+      <bpmn:task id="Clean" name="Clean up"/>
+      <bpmn:endEvent id="Cleaned" name="Cleaned"/>
+      <bpmn:sequenceFlow id="E1" sourceRef="Clean" targetRef="Cleaned"/>
+    </bpmn:subProcess>""")
+    expect(text, "start-event-required", ERROR, "OnCancel")
+
+
+def test_start_event_required_quiet_with_start_event_or_ad_hoc() -> None:
+    text = bpmn(CLEAN + """
+    <bpmn:adHocSubProcess id="Adhoc" name="Checks">
+      <bpmn:task id="C1" name="Check 1"/>
+    </bpmn:adHocSubProcess>""")
+    assert found(text, "start-event-required") == []
+
+
+# --- end-event-required -----------------------------------------------------------------------
+
+
+def test_end_event_required() -> None:
+    text = bpmn("""
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:task id="A" name="A"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="A"/>""")
+    expect(text, "end-event-required", WARNING, "Process_1")
+    assert found(bpmn(CLEAN), "end-event-required") == []
+
+
+# --- single-blank-start-event -----------------------------------------------------------------
+
+
+def test_single_blank_start_event() -> None:
+    second = """
+    <bpmn:startEvent id="Start2" name="Also start"/>
+    <bpmn:sequenceFlow id="F9" sourceRef="Start2" targetRef="Approve"/>"""
+    expect(bpmn(CLEAN + second), "single-blank-start-event", ERROR, "Start2")
+    triggered = second.replace(
+        'name="Also start"/>',
+        'name="Also start"><bpmn:messageEventDefinition/></bpmn:startEvent>',
+    )
+    assert found(bpmn(CLEAN + triggered), "single-blank-start-event") == []
+
+
+# --- no-disconnected --------------------------------------------------------------------------
+
+
+def test_no_disconnected_flags_lonely_task() -> None:
+    text = bpmn(CLEAN + '<bpmn:task id="Lonely" name="Forgotten"/>')
+    (diagnostic,) = expect(text, "no-disconnected", WARNING, "Lonely")
+    assert 'task "Forgotten"' in diagnostic.message
+
+
+def test_no_disconnected_flags_lonely_subprocess() -> None:
+    text = bpmn(CLEAN + """
+    <bpmn:subProcess id="Sub" name="Sub">
+      <bpmn:startEvent id="S2" name="S"/>
+      <bpmn:endEvent id="E2" name="E"/>
+      <bpmn:sequenceFlow id="SF" sourceRef="S2" targetRef="E2"/>
+    </bpmn:subProcess>""")
+    expect(text, "no-disconnected", WARNING, "Sub")
+
+
+def test_no_disconnected_ignores_elements_reached_without_flows() -> None:
+    text = bpmn(CLEAN + """
+    <bpmn:boundaryEvent id="Comp" attachedToRef="Approve">
+      <bpmn:compensateEventDefinition/>
+    </bpmn:boundaryEvent>
+    <bpmn:task id="Undo" name="Undo approval"/>
+    <bpmn:association id="A1" sourceRef="Comp" targetRef="Undo"/>
+    <bpmn:task id="Undo2" name="Undo more" isForCompensation="true"/>
+    <bpmn:intermediateThrowEvent id="GoTo" name="Go">
+      <bpmn:linkEventDefinition name="x"/>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:subProcess id="OnError" name="On error" triggeredByEvent="true">
+      <bpmn:startEvent id="Caught" name="Error"><bpmn:errorEventDefinition/></bpmn:startEvent>
+    </bpmn:subProcess>""")
+    assert found(text, "no-disconnected") == []
+
+
+def test_no_disconnected_ignores_single_node_scope() -> None:
+    text = bpmn('<bpmn:startEvent id="S" name="S"/>')
+    assert found(text, "no-disconnected") == []
+
+
+# --- no-implicit-split ------------------------------------------------------------------------
+
+SPLIT = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:task id="A" name="Check"{default}/>
+    <bpmn:endEvent id="E1" name="E1"/>
+    <bpmn:endEvent id="E2" name="E2"/>
+    <bpmn:sequenceFlow id="F0" sourceRef="Start" targetRef="A"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="A" targetRef="E1"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="A" targetRef="E2"/>
+"""
+
+
+def test_no_implicit_split() -> None:
+    (diagnostic,) = expect(bpmn(SPLIT.format(default="")), "no-implicit-split", WARNING, "A")
+    assert "2 outgoing flows without conditions" in diagnostic.message
+    assert "bankflow runs every branch" in diagnostic.message
+    quiet = bpmn(SPLIT.format(default=' default="F2"'))
+    assert found(quiet, "no-implicit-split") == []
+
+
+# --- conditional-flows ------------------------------------------------------------------------
+
+DECISION = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:exclusiveGateway id="G" name="Approved?"{default}/>
+    <bpmn:endEvent id="Yes" name="Yes"/>
+    <bpmn:endEvent id="No" name="No"/>
+    <bpmn:sequenceFlow id="F0" sourceRef="Start" targetRef="G"/>
+    <bpmn:sequenceFlow id="FYes" name="yes" sourceRef="G" targetRef="Yes">
+      <bpmn:conditionExpression>approved</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="FNo" name="no" sourceRef="G" targetRef="No"/>
+"""
+
+
+def test_conditional_flows_on_gateway() -> None:
+    (diagnostic,) = expect(bpmn(DECISION.format(default="")), "conditional-flows", WARNING, "FNo")
+    assert "bankflow treats it as the default flow" in diagnostic.message
+    assert found(bpmn(DECISION.format(default=' default="FNo"')), "conditional-flows") == []
+
+
+def test_conditional_flows_ignores_parallel_gateway() -> None:
+    text = bpmn(DECISION.format(default="").replace("exclusiveGateway", "parallelGateway"))
+    assert found(text, "conditional-flows") == []
+
+
+def test_conditional_flows_on_task() -> None:
+    text = bpmn(SPLIT.format(default="").replace(
+        'targetRef="E2"/>',
+        'targetRef="E2"><bpmn:conditionExpression>x &gt; 1</bpmn:conditionExpression>'
+        "</bpmn:sequenceFlow>",
+    ))
+    expect(text, "conditional-flows", WARNING, "F2")
+    assert found(text, "no-implicit-split") == []
+
+
+# --- gateways: no-gateway-join-fork, superfluous-gateway --------------------------------------
+
+
+def test_no_gateway_join_fork() -> None:
+    text = bpmn("""
+    <bpmn:startEvent id="S1" name="S1"/>
+    <bpmn:startEvent id="S2" name="S2"><bpmn:messageEventDefinition/></bpmn:startEvent>
+    <bpmn:parallelGateway id="G"/>
+    <bpmn:endEvent id="E1" name="E1"/>
+    <bpmn:endEvent id="E2" name="E2"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="S1" targetRef="G"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="S2" targetRef="G"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="G" targetRef="E1"/>
+    <bpmn:sequenceFlow id="F4" sourceRef="G" targetRef="E2"/>""")
+    expect(text, "no-gateway-join-fork", WARNING, "G")
+    assert found(bpmn(DECISION.format(default=' default="FNo"')), "no-gateway-join-fork") == []
+
+
+def test_superfluous_gateway() -> None:
+    text = bpmn("""
+    <bpmn:startEvent id="S" name="S"/>
+    <bpmn:exclusiveGateway id="G"/>
+    <bpmn:endEvent id="E" name="E"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="S" targetRef="G"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="G" targetRef="E"/>""")
+    expect(text, "superfluous-gateway", WARNING, "G")
+    assert found(bpmn(DECISION.format(default=' default="FNo"')), "superfluous-gateway") == []
+
+
+# --- fake-join --------------------------------------------------------------------------------
+
+JOIN = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:exclusiveGateway id="G" name="Approved?" default="FNo"/>
+    <bpmn:task id="T" name="Notify"/>
+    <bpmn:endEvent id="End" name="End"/>
+    <bpmn:sequenceFlow id="F0" sourceRef="Start" targetRef="G"/>
+    <bpmn:sequenceFlow id="FYes" name="yes" sourceRef="G" targetRef="{target}">
+      <bpmn:conditionExpression>approved</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="FNo" sourceRef="G" targetRef="T"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="T" targetRef="End"/>
+"""
+
+
+def test_fake_join() -> None:
+    (diagnostic,) = expect(bpmn(JOIN.format(target="T")), "fake-join", WARNING, "T")
+    assert "runs once per arriving flow; use a gateway to join" in diagnostic.message
+    assert found(bpmn(JOIN.format(target="End")), "fake-join") == []
+
+
+# --- label-required ---------------------------------------------------------------------------
+
+
+def test_label_required() -> None:
+    text = bpmn(JOIN.format(target="End").replace(' name="Notify"', "").replace(
+        ' name="yes"', ""
+    ) + """
+    <bpmn:laneSet id="LS"><bpmn:lane id="Lane"/></bpmn:laneSet>""")
+    expect(text, "label-required", WARNING, "T", "FYes", "Lane")
+
+
+def test_label_required_ignores_joins_parallel_gateways_and_plain_flows() -> None:
+    text = bpmn("""
+    <bpmn:startEvent id="S" name="S"/>
+    <bpmn:parallelGateway id="Fork"/>
+    <bpmn:task id="A" name="A"/>
+    <bpmn:task id="B" name="B"/>
+    <bpmn:exclusiveGateway id="Join"/>
+    <bpmn:endEvent id="E" name="E"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="S" targetRef="Fork"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Fork" targetRef="A"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Fork" targetRef="B"/>
+    <bpmn:sequenceFlow id="F4" sourceRef="A" targetRef="Join"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="B" targetRef="Join"/>
+    <bpmn:sequenceFlow id="F6" sourceRef="Join" targetRef="E"/>""")
+    assert found(text, "label-required") == []
+
+
+# --- no-duplicate-sequence-flows --------------------------------------------------------------
+
+
+def test_no_duplicate_sequence_flows() -> None:
+    duplicate = '<bpmn:sequenceFlow id="F2bis" sourceRef="Approve" targetRef="End"/>'
+    expect(bpmn(CLEAN + duplicate), "no-duplicate-sequence-flows", ERROR, "F2bis")
+    conditional = duplicate.replace(
+        "/>", "><bpmn:conditionExpression>x</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    )
+    assert found(bpmn(CLEAN + conditional), "no-duplicate-sequence-flows") == []
+
+
+# --- human-task-unassigned --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "unassigned"),
+    [
+        ('<bpmn:userTask id="U" name="Sign"/>', True),
+        ('<bpmn:manualTask id="U" name="Sign"/>', True),
+        ('<bpmn:userTask id="U" name="Sign" camunda:assignee="ann"/>', False),
+        ('<bpmn:userTask id="U" name="Sign" camunda:candidateUsers="ann"/>', False),
+        ('<bpmn:userTask id="U" name="Sign" camunda:candidateGroups=""/>', True),
+        (
+            '<bpmn:userTask id="U" name="Sign"><bpmn:potentialOwner id="PO"/></bpmn:userTask>',
+            False,
+        ),
+        (
+            '<bpmn:userTask id="U" name="Sign"/><bpmn:laneSet id="LS">'
+            '<bpmn:lane id="L" name="Clerk"><bpmn:flowNodeRef>U</bpmn:flowNodeRef></bpmn:lane>'
+            "</bpmn:laneSet>",
+            False,
+        ),
+        ('<bpmn:serviceTask id="U" name="Sign"/>', False),
+    ],
+)
+def test_human_task_unassigned(task: str, unassigned: bool) -> None:
+    text = bpmn(CLEAN.replace("</bpmn:endEvent>", "") + task)
+    expected = [(WARNING, "U", line_of(text, "U"))] if unassigned else []
+    assert found(text, "human-task-unassigned") == expected
+
+
+# --- expressions ------------------------------------------------------------------------------
+
+
+def with_condition(condition: str, language: str = "") -> str:
+    attribute = f' language="{language}"' if language else ""
+    return DECISION.format(default=' default="FNo"').replace(
+        "<bpmn:conditionExpression>approved",
+        f"<bpmn:conditionExpression{attribute}>{condition}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "language", "rule", "severity"),
+    [
+        ("amount &gt; 1000 and not approved", "", None, None),
+        ("${amount &gt; 1000 &amp;&amp; !approved}", "", None, None),
+        ("#{riskLevel eq 'red' || empty approved}", "", None, None),
+        ("   ", "", None, None),
+        ("amount &gt;", "python", "expression-parse", ERROR),
+        ("amount &gt; 1000 &amp;&amp; !approved", "", "expression-parse", ERROR),
+        ("${approved ? 'a' : 'b'}", "", "expression-parse", WARNING),
+        ("${a} and ${b}", "", "expression-parse", WARNING),
+        ("=approved = true", "", "expression-language", WARNING),
+        ("approved", "groovy", "expression-language", WARNING),
+        ("return approved;", "http://www.java.com/java", "expression-language", WARNING),
+        ("${approved}", "juel", None, None),
+    ],
+)
+def test_condition_expressions(
+    condition: str, language: str, rule: str | None, severity: Severity | None
+) -> None:
+    text = bpmn(with_condition(condition, language))
+    diagnostics = [d for d in lint(text) if d.rule.startswith("expression")]
+    if rule is None:
+        assert diagnostics == []
+    else:
+        assert [(d.rule, d.severity, d.element_id, d.line) for d in diagnostics] == [
+            (rule, severity, "FYes", line_of(text, "FYes"))
+        ]
+
+
+def test_condition_syntax_error_quotes_expression_and_parser() -> None:
+    (diagnostic,) = lint(bpmn(with_condition("amount &gt;")))
+    assert diagnostic.message.startswith('the condition `amount >` on sequence flow "yes"')
+    assert "invalid syntax" in diagnostic.message
+
+
+def test_condition_in_files_default_expression_language_is_a_warning() -> None:
+    xpath = ' expressionLanguage="http://www.w3.org/1999/XPath"'
+    text = bpmn(with_condition("bpmn:getDataObject('approved')"), definitions=xpath)
+    expect(text, "expression-language", WARNING, "FYes")
+    juel = bpmn(with_condition("${approved}"), definitions=xpath)
+    assert lint(juel) == []
+
+
+def script_task(script: str, *, script_format: str = "") -> str:
+    attribute = f' scriptFormat="{script_format}"' if script_format else ""
+    return (
+        CLEAN.replace('targetRef="End"', 'targetRef="Calc"')
+        + f'<bpmn:scriptTask id="Calc" name="Compute score"{attribute}>{script}'
+        + '</bpmn:scriptTask><bpmn:sequenceFlow id="F3" sourceRef="Calc" targetRef="End"/>'
+    )
+
+
+def test_script_parses() -> None:
+    assert lint(bpmn(script_task("<bpmn:script>\nscore = 1\nok = score &gt; 0\n</bpmn:script>")))
+    assert lint(bpmn(script_task("<bpmn:script>score = 1</bpmn:script>", script_format="python"))) == []
+
+
+def test_script_syntax_error() -> None:
+    text = bpmn(script_task("<bpmn:script>\nscore = 1\nif score\n</bpmn:script>"))
+    (diagnostic,) = expect(text, "expression-parse", ERROR, "Calc")
+    assert 'script task "Compute score" is not valid Python (line 3 of the script)' in (
+        diagnostic.message
+    )
+
+
+def test_script_language() -> None:
+    text = bpmn(script_task("<bpmn:script>println 'hi'</bpmn:script>", script_format="groovy"))
+    (diagnostic,) = expect(text, "script-language", WARNING, "Calc")
+    assert "bankflow runs Python scripts only; this task fails when reached" in diagnostic.message
+
+
+def test_script_missing() -> None:
+    text = bpmn(script_task("", script_format="groovy").replace(
+        'name="Compute score"', 'name="Compute score" camunda:resource="score.groovy"'
+    ))
+    expect(text, "script-missing", ERROR, "Calc")
+
+
+# --- juel_to_python ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("juel", "python"),
+    [
+        ("${approved}", "approved"),
+        ("#{!approved}", "not approved"),
+        ("${ not approved }", "not approved"),
+        ("${amount > 1000 && !approved}", "amount > 1000 and not approved"),
+        ("${a||b}", "a or b"),
+        ("${a&&!b}", "a and not b"),
+        ("${foo != 'bar'}", "foo != 'bar'"),
+        ("${x eq 'a && b'}", "x == 'a && b'"),
+        ("${x ne null}", "x != None"),
+        ("${a lt 1 and b gt 2 or c le 3 and d ge 4}", "a < 1 and b > 2 or c <= 3 and d >= 4"),
+        ("${empty list}", "not list"),
+        ("${flag == true || other == false}", "flag == True or other == False"),
+        ("${order.empty}", "order.empty"),
+        ("${score div 2 mod 3}", "score / 2 % 3"),
+        ("${!(a && b)}", "not (a and b)"),
+        ("${sentiment.toLowerCase() == \"negative\"}", 'sentiment.toLowerCase() == "negative"'),
+        ("  ${approved}\n", "approved"),
+        ("approved", None),
+        ("=approved", None),
+        ("x ${approved}", None),
+        ("${a} and ${b}", None),
+    ],
+)
+def test_juel_to_python(juel: str, python: str | None) -> None:
+    assert juel_to_python(juel) == python
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix_declaration",
+    [
+        f'xmlns:bpmn2="{BPMN}"',
+        f'xmlns:model="{BPMN}"',
+        f'xmlns="{BPMN}"',
+    ],
+)
+def test_any_prefix_works(prefix_declaration: str) -> None:
+    prefix = prefix_declaration.split("=")[0].removeprefix("xmlns").removeprefix(":")
+    text = bpmn(CLEAN + '<bpmn:task id="Lonely" name="Forgotten"/>').replace(
+        f'xmlns:bpmn="{BPMN}"', prefix_declaration
+    )
+    text = text.replace("bpmn:", f"{prefix}:" if prefix else "")
+    assert found(text, "no-disconnected") == [(WARNING, "Lonely", line_of(text, "Lonely"))]
+
+
+def test_odd_input_never_raises() -> None:
+    text = bpmn("""
+    <!-- a comment -->
+    <?some-pi data?>
+    <bpmn:startEvent/>
+    <bpmn:task name="No id"/>
+    <bpmn:userTask id="" />
+    <bpmn:exclusiveGateway id="G" default="Missing"/>
+    <bpmn:sequenceFlow id="F1"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Nowhere" targetRef="G"/>
+    <bpmn:sequenceFlow sourceRef="G" targetRef="Elsewhere"><bpmn:conditionExpression/>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow sourceRef="G"><bpmn:conditionExpression>${</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:scriptTask id="S"><bpmn:script><![CDATA[x = "\x00"]]></bpmn:script></bpmn:scriptTask>
+    <foreign:task xmlns:foreign="urn:other" id="X"/>
+    <bpmn:subProcess id="Sub" triggeredByEvent="true"><bpmn:laneSet><bpmn:lane/></bpmn:laneSet>
+    </bpmn:subProcess>
+    <bpmn:boundaryEvent id="B"/>""")
+    diagnostics = lint(text)
+    assert diagnostics
+    assert [d.line for d in diagnostics] == sorted(d.line or 0 for d in diagnostics)
+    assert lint_bpmn(etree.fromstring(f'<definitions xmlns="{BPMN}"/>'.encode()), file="x") == []
+    assert lint_bpmn(etree.fromstring(b"<not-bpmn><process isExecutable='true'/></not-bpmn>"),
+                     file="x") == []
+
+
+def test_diagnostics_are_ordered_by_line() -> None:
+    text = bpmn(CLEAN + """
+    <bpmn:task id="Lonely"/>
+    <bpmn:userTask id="Ask" name="Ask"/>""")
+    lines = [d.line or 0 for d in lint(text)]
+    assert lines == sorted(lines)
+    assert len(lines) >= 3
+
+
+# --- the corpus -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_corpus_lints_without_raising() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"BPMN corpus not found at {CORPUS}")
+    files = sorted(
+        p for p in CORPUS.rglob("*") if p.name.endswith((".bpmn", ".bpmn20.xml"))
+    )
+    assert files
+    for path in files:
+        root = etree.parse(str(path)).getroot()
+        for diagnostic in lint_bpmn(root, file=path.name):
+            assert diagnostic.file == path.name
+            assert diagnostic.element_id, diagnostic
+            assert diagnostic.line is not None and diagnostic.line > 0, diagnostic
