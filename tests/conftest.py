@@ -98,9 +98,9 @@ def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """A bankflow Engine (migrations applied) on each backend, closed after the test."""
-    from bankflow import Engine  # imported here so conftest loads while bankflow is incomplete
+    from bankflow import Engine
 
-    eng = Engine(db_url)
+    eng = Engine(db_url, migrate=True)
     try:
         yield eng
     finally:

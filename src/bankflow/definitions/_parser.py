@@ -79,6 +79,11 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str, str]] = [
         "a data {0} association refers to something that is not a data object",
     ),
     (
+        re.compile(r'No "calledElement" attribute'),
+        "call-activity-target",
+        "the call activity does not say which process it calls (calledElement is empty)",
+    ),
+    (
         re.compile(r"Multiple outgoing flows are not supported"),
         "no-implicit-split",
         "this element cannot have several outgoing flows; draw a gateway",
@@ -241,9 +246,14 @@ def check_schema(root: etree._Element, *, file: str) -> list[Diagnostic]:
 
 
 def _element_at(root: etree._Element, line: int) -> etree._Element | None:
+    """The element the schema complained about, or its nearest ancestor with an id, so the
+    diagnostic names something the analyst can find in the modeller."""
     for el in root.iter():
         if el.sourceline == line:
-            return el
+            node: etree._Element | None = el
+            while node is not None and not node.get("id"):
+                node = node.getparent()
+            return node
     return None
 
 
