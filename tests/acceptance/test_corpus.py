@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+
 from bankflow import DefinitionError, Engine, Severity
 
 FLOOR = 80
@@ -60,7 +61,7 @@ def test_corpus_deploys(
                 assert errors, f"{key}: refused without an error diagnostic"
                 for d in errors:
                     assert Path(d.file).name in {path.name, *(p.name for p in dmn)}, d
-                    assert d.line is not None and d.line > 0, d
+                    assert d.line, d
                     assert d.element_id, d
                 if executable:
                     failures.append(f"{key}: {errors[0].format()}")
