@@ -1,0 +1,172 @@
+"""The rewrites that let real modellers' files run, each on a minimal document."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from bankflow.definitions._compat import BPMN, rewrite
+
+NS = f'xmlns:bpmn="{BPMN}" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"'
+
+
+def doc(body: str, *, root_extra: str = "") -> etree._Element:
+    return etree.fromstring(
+        f'<bpmn:definitions {NS} id="d">{root_extra}'
+        f'<bpmn:process id="p" isExecutable="true">{body}</bpmn:process>'
+        "</bpmn:definitions>".encode()
+    )
+
+
+def find(root: etree._Element, local: str) -> list[etree._Element]:
+    return list(root.iter(f"{{{BPMN}}}{local}"))
+
+
+def by_id(root: etree._Element, element_id: str) -> etree._Element:
+    [found] = root.xpath(f"//*[@id='{element_id}']")
+    return found
+
+
+def test_unquoted_iso_timers_are_quoted_and_expressions_left_alone() -> None:
+    root = doc(
+        "<bpmn:intermediateCatchEvent id='t1'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDuration>PT48H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:intermediateCatchEvent id='t2'><bpmn:timerEventDefinition>"
+        "<bpmn:timeCycle>R3/PT1H</bpmn:timeCycle></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:intermediateCatchEvent id='t3'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDate>2026-12-01T09:00:00Z</bpmn:timeDate></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:intermediateCatchEvent id='t4'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDuration>'PT1H'</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+    )
+    rewrite(root, file="f.bpmn")
+    texts = [el.text for tag in ("timeDuration", "timeCycle", "timeDate") for el in find(root, tag)]
+    assert texts == ['"PT48H"', "'PT1H'", '"R3/PT1H"', '"2026-12-01T09:00:00Z"']
+
+
+def test_task_with_two_unconditional_flows_becomes_a_parallel_split() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'/><bpmn:task id='t'/><bpmn:task id='a'/><bpmn:task id='b'/>"
+        "<bpmn:sequenceFlow id='f0' sourceRef='s' targetRef='t'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='t' targetRef='a'/>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='t' targetRef='b'/>"
+    )
+    assert rewrite(root, file="f.bpmn") == []
+    [gateway] = find(root, "parallelGateway")
+    assert by_id(root, "f1").get("sourceRef") == gateway.get("id")
+    assert by_id(root, "f2").get("sourceRef") == gateway.get("id")
+    assert [f for f in find(root, "sequenceFlow") if f.get("sourceRef") == "t"][0].get(
+        "targetRef"
+    ) == gateway.get("id")
+
+
+def test_conditional_flows_from_a_task_become_an_inclusive_split() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'/><bpmn:task id='t'/><bpmn:task id='a'/><bpmn:task id='b'/>"
+        "<bpmn:sequenceFlow id='f0' sourceRef='s' targetRef='t'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='t' targetRef='a'>"
+        "<bpmn:conditionExpression>x &gt; 1</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='t' targetRef='b'/>"
+    )
+    rewrite(root, file="f.bpmn")
+    [gateway] = find(root, "inclusiveGateway")
+    assert by_id(root, "f2").findtext(f"{{{BPMN}}}conditionExpression") == "True"
+    assert by_id(root, "f1").get("sourceRef") == gateway.get("id")
+
+
+def test_single_bare_gateway_flow_becomes_the_default() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'/><bpmn:exclusiveGateway id='g'/>"
+        "<bpmn:task id='a'/><bpmn:task id='b'/>"
+        "<bpmn:sequenceFlow id='f0' sourceRef='s' targetRef='g'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='g' targetRef='a'>"
+        "<bpmn:conditionExpression>x &gt; 1</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='g' targetRef='b'>"
+        "<bpmn:conditionExpression>  </bpmn:conditionExpression></bpmn:sequenceFlow>"
+    )
+    rewrite(root, file="f.bpmn")
+    assert by_id(root, "g").get("default") == "f2"
+
+
+def test_process_without_start_event_starts_at_nodes_without_incoming_flow() -> None:
+    root = doc(
+        "<bpmn:task id='a'/><bpmn:task id='b'/><bpmn:endEvent id='e'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='a' targetRef='e'/>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='b' targetRef='e'/>"
+    )
+    rewrite(root, file="f.bpmn")
+    [start] = find(root, "startEvent")
+    targets = {
+        f.get("targetRef")
+        for f in find(root, "sequenceFlow")
+        if f.get("sourceRef") == start.get("id")
+    }
+    assert targets == {"a", "b"}
+
+
+def test_empty_timer_never_fires_and_empty_subprocess_completes() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'><bpmn:timerEventDefinition/></bpmn:startEvent>"
+        "<bpmn:subProcess id='sub' name='Collapsed'/>"
+        "<bpmn:intermediateCatchEvent id='wait'><bpmn:timerEventDefinition/>"
+        "</bpmn:intermediateCatchEvent><bpmn:endEvent id='e'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='s' targetRef='sub'/>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='sub' targetRef='wait'/>"
+        "<bpmn:sequenceFlow id='f3' sourceRef='wait' targetRef='e'/>"
+    )
+    warnings = rewrite(root, file="f.bpmn")
+    assert [(w.rule, w.element_id) for w in warnings] == [
+        ("timer-definition", "s"),
+        ("timer-definition", "wait"),
+        ("empty-subprocess", "sub"),
+    ]
+    assert by_id(root, "s").find(f"{{{BPMN}}}timerEventDefinition") is None
+    assert by_id(root, "wait").findtext(f".//{{{BPMN}}}condition") == "False"
+    sub = by_id(root, "sub")
+    assert len(sub.findall(f"{{{BPMN}}}startEvent")) == 1
+    assert len(sub.findall(f"{{{BPMN}}}endEvent")) == 1
+
+
+def test_data_stores_and_unresolvable_associations_are_dropped_with_warnings() -> None:
+    root = doc(
+        "<bpmn:dataObject id='obj'/>"
+        "<bpmn:dataObjectReference id='obj_ref' dataObjectRef='obj'/>"
+        "<bpmn:dataStoreReference id='store_ref' dataStoreRef='store'/>"
+        "<bpmn:task id='t'>"
+        "<bpmn:dataInputAssociation id='ok'><bpmn:sourceRef>obj_ref</bpmn:sourceRef>"
+        "</bpmn:dataInputAssociation>"
+        "<bpmn:dataInputAssociation id='bad'><bpmn:sourceRef>store_ref</bpmn:sourceRef>"
+        "</bpmn:dataInputAssociation></bpmn:task>",
+        root_extra="<bpmn:dataStore id='store' name='Core'/>",
+    )
+    warnings = rewrite(root, file="f.bpmn")
+    assert sorted(w.rule for w in warnings) == ["data-association", "data-store"]
+    assert [a.get("id") for a in find(root, "dataInputAssociation")] == ["ok"]
+    assert find(root, "dataStore") == []
+
+
+def test_camunda_and_zeebe_collections_become_loop_data_input() -> None:
+    root = doc(
+        "<bpmn:task id='c7'><bpmn:multiInstanceLoopCharacteristics "
+        "camunda:collection='${documents}' camunda:elementVariable='document'/></bpmn:task>"
+        "<bpmn:task id='c8'><bpmn:multiInstanceLoopCharacteristics><bpmn:extensionElements>"
+        "<zeebe:loopCharacteristics xmlns:zeebe='http://camunda.org/schema/zeebe/1.0' "
+        "inputCollection='=items' inputElement='item'/></bpmn:extensionElements>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:task>"
+    )
+    rewrite(root, file="f.bpmn")
+    refs = [el.text for el in find(root, "loopDataInputRef")]
+    items = [el.get("name") for el in find(root, "inputDataItem")]
+    assert (refs, items) == (["documents", "items"], ["document", "item"])
+
+
+def test_non_executable_processes_are_left_alone() -> None:
+    root = etree.fromstring(
+        f'<bpmn:definitions {NS}><bpmn:process id="p" isExecutable="false">'
+        "<bpmn:task id='a'/></bpmn:process></bpmn:definitions>".encode()
+    )
+    before = etree.tostring(root)
+    rewrite(root, file="f.bpmn")
+    assert etree.tostring(root) == before
