@@ -57,9 +57,8 @@ def test_task_with_two_unconditional_flows_becomes_a_parallel_split() -> None:
     [gateway] = find(root, "parallelGateway")
     assert by_id(root, "f1").get("sourceRef") == gateway.get("id")
     assert by_id(root, "f2").get("sourceRef") == gateway.get("id")
-    assert [f for f in find(root, "sequenceFlow") if f.get("sourceRef") == "t"][0].get(
-        "targetRef"
-    ) == gateway.get("id")
+    [into] = [f for f in find(root, "sequenceFlow") if f.get("sourceRef") == "t"]
+    assert into.get("targetRef") == gateway.get("id")
 
 
 def test_conditional_flows_from_a_task_become_an_inclusive_split() -> None:
