@@ -6,7 +6,12 @@ import os
 
 from bankflow._clock import Clock, SystemClock
 from bankflow.definitions import Definitions
+from bankflow.history import History
 from bankflow.persistence import Database
+from bankflow.runtime import Instances
+from bankflow.runtime._catalog import Catalog
+from bankflow.runtime._executor import Executor
+from bankflow.tasks import Tasks
 
 __all__ = ["DEFAULT_DATABASE_URL", "Engine", "database_url"]
 
@@ -23,7 +28,8 @@ class Engine:
 
     ``migrate``: ``None`` upgrades an embedded SQLite database automatically and requires
     a server database to be current (``bankflow db upgrade`` is a deliberate step there);
-    ``True`` always upgrades; ``False`` only checks.
+    ``True`` always upgrades; ``False`` only checks. ``cache_size`` bounds how many
+    workflow objects stay in memory between calls (0 turns the cache off).
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class Engine:
         *,
         clock: Clock | None = None,
         migrate: bool | None = None,
+        cache_size: int = 1024,
     ) -> None:
         self.url = database_url(url)
         self.clock: Clock = clock or SystemClock()
@@ -45,6 +52,10 @@ class Engine:
             self._db.close()
             raise
         self.definitions = Definitions(self._db, self.clock)
+        executor = Executor(self._db, self.clock, Catalog(self._db), cache_size=cache_size)
+        self.instances = Instances(self._db, self.clock, executor)
+        self.tasks = Tasks(self._db, self.clock, executor)
+        self.history = History(self._db)
 
     def close(self) -> None:
         self._db.close()

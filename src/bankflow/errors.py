@@ -9,7 +9,13 @@ escaping the library is a bug.
     ├── ConfigurationError      bad settings or database URL
     ├── DatabaseError           the database refused or the schema is out of date
     ├── NotFound                no definition / instance / task with that id or key
-    └── DefinitionError         a BPMN/DMN file cannot be deployed (carries diagnostics)
+    ├── DefinitionError         a BPMN/DMN file cannot be deployed (carries diagnostics)
+    ├── ConcurrencyError        someone else changed the instance or task first; retry
+    ├── AccessDenied            the user is not a candidate (or assignee) of the task
+    ├── DuplicateBusinessKey    a running or finished instance already has that key
+    ├── InvalidState            the instance or task is not in a state for that action
+    └── InvalidData             data that is not JSON-like, or fails validation
+        └── InvalidTaskData     task data refused by the task's form or model
 """
 
 from __future__ import annotations
@@ -17,13 +23,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bankflow.models import Diagnostic
+    from bankflow.models import Diagnostic, FieldError
 
 __all__ = [
+    "AccessDenied",
     "BankflowError",
+    "ConcurrencyError",
     "ConfigurationError",
     "DatabaseError",
     "DefinitionError",
+    "DuplicateBusinessKey",
+    "InvalidData",
+    "InvalidState",
+    "InvalidTaskData",
     "NotFound",
 ]
 
@@ -63,3 +75,59 @@ class DefinitionError(BankflowError):
         lines = [super().__str__()]
         lines += [d.format() for d in self.diagnostics if d.severity == "error"]
         return "\n".join(lines)
+
+
+class ConcurrencyError(BankflowError):
+    """Another caller changed the instance (or claimed the task) first; nothing was changed
+    by this call. Reload and try again if the action still makes sense."""
+
+    def __init__(self, message: str, *, instance_id: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.task_id = task_id
+
+
+class AccessDenied(BankflowError):
+    """The acting user may not act on this task."""
+
+    def __init__(self, message: str, *, task_id: str, user: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.user = user
+
+
+class DuplicateBusinessKey(BankflowError):
+    """Business keys are unique per process key."""
+
+    def __init__(self, message: str, *, process_key: str, business_key: str) -> None:
+        super().__init__(message)
+        self.process_key = process_key
+        self.business_key = business_key
+
+
+class InvalidState(BankflowError):
+    """The instance or task is not in a state that allows the action."""
+
+    def __init__(self, message: str, *, instance_id: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+class InvalidData(BankflowError):
+    """Data refused before anything changed; ``errors`` names every bad field."""
+
+    def __init__(self, message: str, *, errors: tuple[FieldError, ...]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        details = "; ".join(f"{e.field}: {e.message}" for e in self.errors)
+        return f"{super().__str__()}: {details}" if details else super().__str__()
+
+
+class InvalidTaskData(InvalidData):
+    """The data submitted for a task does not match its form or registered model."""
+
+    def __init__(self, message: str, *, task_id: str, errors: tuple[FieldError, ...]) -> None:
+        super().__init__(message, errors=errors)
+        self.task_id = task_id

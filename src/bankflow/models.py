@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,9 +17,15 @@ __all__ = [
     "Deployment",
     "Diagnostic",
     "ElementInfo",
+    "Event",
+    "FailureInfo",
+    "FieldError",
     "FormField",
+    "Instance",
+    "InstanceStatus",
     "ProcessDefinition",
     "Severity",
+    "Task",
     "ValidationReport",
 ]
 
@@ -142,3 +149,80 @@ class Deployment(_Frozen):
     processes: tuple[ProcessDefinition, ...]
     decisions: tuple[DecisionDefinition, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
+
+
+class FieldError(_Frozen):
+    """One refused field: a dotted path into the data and why."""
+
+    field: str
+    message: str
+
+
+class InstanceStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class FailureInfo(_Frozen):
+    """Why an instance stopped: the step that raised and its error."""
+
+    message: str
+    element_id: str | None
+    task_id: str | None
+    error_type: str
+    line: int | None = None
+    at: datetime
+
+
+class Task(_Frozen):
+    """A human step waiting for someone in a department (lane)."""
+
+    id: str
+    instance_id: str
+    process_key: str
+    business_key: str | None
+    element_id: str
+    name: str | None
+    lane: str | None
+    candidate_groups: tuple[str, ...]
+    candidate_users: tuple[str, ...]
+    assignee: str | None
+    priority: int
+    due_at: datetime | None
+    form_key: str | None
+    created_at: datetime
+
+
+class Instance(_Frozen):
+    """A running or finished procedure; ``tasks`` are the human steps it waits for."""
+
+    id: str
+    process_key: str
+    definition_id: str
+    business_key: str | None
+    status: InstanceStatus
+    revision: int
+    data: dict[str, Any]
+    failure: FailureInfo | None
+    started_by: str | None
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    tasks: tuple[Task, ...] = ()
+
+
+class Event(_Frozen):
+    """One line of the audit trail."""
+
+    id: int
+    instance_id: str
+    process_key: str
+    business_key: str | None
+    type: str
+    element_id: str | None
+    task_id: str | None
+    actor: str | None
+    at: datetime
+    data: dict[str, Any] | None

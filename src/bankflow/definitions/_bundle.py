@@ -14,16 +14,15 @@ from typing import Protocol
 
 from lxml import etree
 
-from bankflow.definitions._compat import BPMN, CAMUNDA, q, rewrite
+from bankflow.definitions._compat import q, rewrite
 from bankflow.definitions._lint import lint_bpmn
 from bankflow.definitions._metadata import extract_elements
 from bankflow.definitions._parser import SourceDoc, build, check_schema
+from bankflow.definitions._references import decision_refs
 from bankflow.definitions._source import SourceFile, collect, parse
 from bankflow.models import Diagnostic, ElementInfo, Severity
 
 __all__ = ["Bundle", "Deployed", "prepare"]
-
-_SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
 class Deployed(Protocol):
@@ -195,15 +194,7 @@ def _deployed_decisions(
         for e in doc.root.iter()
         if isinstance(e.tag, str) and etree.QName(e).localname == "decision"
     }
-    wanted: set[str] = set()
-    for _, doc in bpmn_docs:
-        for task in doc.root.iter(q("businessRuleTask")):
-            ref = task.get(q("decisionRef", CAMUNDA))
-            called = task.find(f"{q('extensionElements', BPMN)}/{{{_SPIFF}}}calledDecisionId")
-            if called is not None and called.text:
-                ref = called.text.strip()
-            if ref and ref not in local:
-                wanted.add(ref)
+    wanted = {ref for _, doc in bpmn_docs for ref in decision_refs(doc.root)} - local
     extra = []
     for key in sorted(wanted):
         found = lookup.decision_source(key)

@@ -76,7 +76,7 @@ class Definitions:
         """
         if not paths:
             raise DefinitionError("nothing to deploy: give at least one file or directory")
-        with self._db.transaction() as session:
+        with self._db.transaction(write=True) as session:
             bundle = prepare(
                 [Path(p) for p in paths],
                 deployed=_StoreLookup(self._store, session),

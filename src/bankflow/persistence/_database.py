@@ -36,12 +36,20 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred and
+    # lazy), so write transactions can take the write lock up front.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get("bankflow_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 class Database:
@@ -57,12 +65,20 @@ class Database:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            self.engine.execution_options(bankflow_write=True), expire_on_commit=False
+        )
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: everything inside commits together or not at all."""
-        session = self._sessions()
+    def transaction(self, *, write: bool = False) -> Iterator[Session]:
+        """One unit of work: everything inside commits together or not at all.
+
+        ``write`` transactions on SQLite begin IMMEDIATE, taking the write lock before the
+        first read, so two writers queue instead of failing on a stale snapshot.
+        """
+        session = (self._write_sessions if write else self._sessions)()
         try:
             with session.begin():
                 yield session

@@ -19,7 +19,13 @@ from bankflow.persistence._schema import (
     ResourceRow,
 )
 
-__all__ = ["DefinitionStore", "NewDefinition", "NewResource"]
+__all__ = [
+    "DefinitionStore",
+    "NewDefinition",
+    "NewResource",
+    "definition_source",
+    "latest_process_source",
+]
 
 _Row = TypeVar("_Row", ProcessDefinitionRow, DecisionDefinitionRow)
 
@@ -278,3 +284,25 @@ class DefinitionStore:
             deployment_id=row.deployment_id,
             deployed_at=row.deployed_at,
         )
+
+
+def definition_source(session: Session, definition_id: str) -> tuple[str, str, bytes] | None:
+    """(process key, resource name, content) of one process definition."""
+    row = session.execute(
+        select(ProcessDefinitionRow.key, ResourceRow.name, ResourceRow.content)
+        .join(ResourceRow, ResourceRow.id == ProcessDefinitionRow.resource_id)
+        .where(ProcessDefinitionRow.id == definition_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def latest_process_source(session: Session, key: str) -> tuple[str, str, bytes] | None:
+    """(definition id, resource name, content) of the latest version of process ``key``."""
+    row = session.execute(
+        select(ProcessDefinitionRow.id, ResourceRow.name, ResourceRow.content)
+        .join(ResourceRow, ResourceRow.id == ProcessDefinitionRow.resource_id)
+        .where(ProcessDefinitionRow.key == key)
+        .order_by(ProcessDefinitionRow.version.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])

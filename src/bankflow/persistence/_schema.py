@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
@@ -30,8 +31,12 @@ __all__ = [
     "DecisionDefinitionRow",
     "DeploymentRow",
     "ElementRow",
+    "EventRow",
+    "InstanceRow",
     "ProcessDefinitionRow",
     "ResourceRow",
+    "TaskCandidateRow",
+    "TaskRow",
 ]
 
 NAMING = {
@@ -129,3 +134,98 @@ class ElementRow(Base):
     form_key: Mapped[str | None] = mapped_column(String(512))
     form_fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     line: Mapped[int | None] = mapped_column(Integer)
+
+
+# -- runtime ---------------------------------------------------------------------------------
+
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class InstanceRow(Base):
+    """One row per process instance; ``revision`` guards every change (optimistic lock)."""
+
+    __tablename__ = "bf_instance"
+    __table_args__ = (
+        UniqueConstraint("process_key", "business_key"),
+        Index(None, "process_key", "status", "started_at"),
+        Index(None, "status", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    definition_id: Mapped[str] = mapped_column(ForeignKey("bf_process_definition.id"))
+    process_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    state_format: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_by: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TaskRow(Base):
+    """One row per human task waiting for a person; deleted when it is done, so inbox
+    queries never wade through finished work."""
+
+    __tablename__ = "bf_task"
+    __table_args__ = (
+        Index(None, "instance_id"),
+        Index(None, "assignee", "created_at"),
+        Index(None, "process_key", "created_at"),
+        Index(None, "business_key"),
+        Index(None, "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("bf_instance.id"))
+    definition_id: Mapped[str] = mapped_column(String(36))
+    process_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text)
+    lane: Mapped[str | None] = mapped_column(String(255))
+    candidate_groups: Mapped[list[str]] = mapped_column(JSON)
+    candidate_users: Mapped[list[str]] = mapped_column(JSON)
+    assignee: Mapped[str | None] = mapped_column(String(255))
+    priority: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    form_key: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TaskCandidateRow(Base):
+    """Who may act on a waiting task, one row per group or user; the composite index walks
+    one group's inbox in creation order and stops at the page size."""
+
+    __tablename__ = "bf_task_candidate"
+    __table_args__ = (Index(None, "kind", "value", "created_at", "task_id"),)
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("bf_task.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRow(Base):
+    """Append-only history: who did what to which instance and task, when, with what."""
+
+    __tablename__ = "bf_event"
+    __table_args__ = (
+        Index(None, "instance_id", "id"),
+        Index(None, "actor", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    process_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(32))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

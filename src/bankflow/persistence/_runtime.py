@@ -1,0 +1,252 @@
+"""Queries for instances, the human-task index and history.
+
+Core statements, not the ORM unit of work: the runtime writes a handful of rows per API
+call, and every statement on that path is spelled out here so its cost stays visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session
+
+from bankflow.persistence._schema import (
+    EventRow,
+    InstanceRow,
+    ProcessDefinitionRow,
+    TaskCandidateRow,
+    TaskRow,
+)
+
+__all__ = ["RuntimeStore", "TaskFilter"]
+
+_instance: Table = InstanceRow.__table__  # type: ignore[assignment]
+_task: Table = TaskRow.__table__  # type: ignore[assignment]
+_candidate: Table = TaskCandidateRow.__table__  # type: ignore[assignment]
+_event: Table = EventRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    groups: Sequence[str] = ()
+    candidate_user: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+    process_key: str | None = None
+    business_key: str | None = None
+    instance_id: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+
+
+_TASK_ORDER = {
+    "created": (_task.c.created_at, _task.c.id),
+    "due": (_task.c.due_at, _task.c.created_at, _task.c.id),
+    "priority": (_task.c.priority.desc(), _task.c.created_at, _task.c.id),
+}
+
+
+class RuntimeStore:
+    """Stateless: every method works inside the caller's transaction."""
+
+    # -- instances ----------------------------------------------------------------------
+
+    def insert_instance(self, session: Session, values: dict[str, Any]) -> None:
+        session.execute(insert(_instance), values)
+
+    def update_instance(
+        self, session: Session, instance_id: str, revision: int, values: dict[str, Any]
+    ) -> bool:
+        """Guarded by the revision the caller read: False when someone else moved first."""
+        result = session.execute(
+            update(_instance)
+            .where(_instance.c.id == instance_id, _instance.c.revision == revision)
+            .values(revision=revision + 1, **values)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def instance(self, session: Session, instance_id: str) -> RowMapping | None:
+        return (
+            session.execute(select(_instance).where(_instance.c.id == instance_id))
+            .mappings()
+            .one_or_none()
+        )
+
+    def instance_header(self, session: Session, instance_id: str) -> RowMapping | None:
+        """Everything but the state blob."""
+        columns = [c for c in _instance.c if c.name != "state"]
+        return (
+            session.execute(select(*columns).where(_instance.c.id == instance_id))
+            .mappings()
+            .one_or_none()
+        )
+
+    def business_key_taken(self, session: Session, process_key: str, business_key: str) -> bool:
+        found = session.execute(
+            select(_instance.c.id).where(
+                _instance.c.process_key == process_key,
+                _instance.c.business_key == business_key,
+            )
+        ).first()
+        return found is not None
+
+    def list_instances(
+        self,
+        session: Session,
+        *,
+        process_key: str | None,
+        status: str | None,
+        business_key: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[RowMapping]:
+        columns = [c for c in _instance.c if c.name != "state"]
+        query = select(*columns)
+        if process_key is not None:
+            query = query.where(_instance.c.process_key == process_key)
+        if status is not None:
+            query = query.where(_instance.c.status == status)
+        if business_key is not None:
+            query = query.where(_instance.c.business_key == business_key)
+        query = query.order_by(_instance.c.started_at.desc(), _instance.c.id)
+        return list(session.execute(query.limit(limit).offset(offset)).mappings())
+
+    def definition_version(self, session: Session, definition_id: str) -> int | None:
+        return session.scalar(
+            select(ProcessDefinitionRow.version).where(ProcessDefinitionRow.id == definition_id)
+        )
+
+    # -- tasks --------------------------------------------------------------------------
+
+    def insert_tasks(self, session: Session, tasks: Sequence[dict[str, Any]]) -> None:
+        if not tasks:
+            return
+        session.execute(insert(_task), list(tasks))
+        candidates = [
+            {"task_id": t["id"], "kind": kind, "value": value, "created_at": t["created_at"]}
+            for t in tasks
+            for kind, values in (("group", t["candidate_groups"]), ("user", t["candidate_users"]))
+            for value in dict.fromkeys(values)
+        ]
+        if candidates:
+            session.execute(insert(_candidate), candidates)
+
+    def delete_tasks(self, session: Session, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        if not ids:
+            return
+        session.execute(delete(_candidate).where(_candidate.c.task_id.in_(ids)))
+        session.execute(delete(_task).where(_task.c.id.in_(ids)))
+
+    def task_ids_of(self, session: Session, instance_id: str) -> list[str]:
+        return list(session.scalars(select(_task.c.id).where(_task.c.instance_id == instance_id)))
+
+    def task(self, session: Session, task_id: str) -> RowMapping | None:
+        return session.execute(select(_task).where(_task.c.id == task_id)).mappings().one_or_none()
+
+    def tasks_of(self, session: Session, instance_id: str) -> list[RowMapping]:
+        query = select(_task).where(_task.c.instance_id == instance_id)
+        return list(session.execute(query.order_by(_task.c.created_at, _task.c.id)).mappings())
+
+    def set_assignee(
+        self,
+        session: Session,
+        task_id: str,
+        *,
+        expected: str | None,
+        assignee: str | None,
+        add_user: str | None = None,
+    ) -> bool:
+        """Change the assignee only if it is still ``expected`` (first claim wins)."""
+        condition = _task.c.assignee.is_(None) if expected is None else _task.c.assignee == expected
+        values: dict[str, Any] = {"assignee": assignee}
+        if add_user is not None:
+            row = self.task(session, task_id)
+            if row is not None and add_user not in row["candidate_users"]:
+                values["candidate_users"] = [*row["candidate_users"], add_user]
+                session.execute(
+                    insert(_candidate),
+                    {
+                        "task_id": task_id,
+                        "kind": "user",
+                        "value": add_user,
+                        "created_at": row["created_at"],
+                    },
+                )
+        result = session.execute(
+            update(_task).where(_task.c.id == task_id, condition).values(**values)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def query_tasks(
+        self, session: Session, filters: TaskFilter, *, order: str, limit: int, offset: int
+    ) -> list[RowMapping]:
+        query = select(_task)
+        if filters.groups or filters.candidate_user:
+            # Walk the candidate index (kind, value, created_at) and stop at the page.
+            conditions = []
+            if filters.groups:
+                conditions.append(
+                    and_(_candidate.c.kind == "group", _candidate.c.value.in_(filters.groups))
+                )
+            if filters.candidate_user:
+                conditions.append(
+                    and_(_candidate.c.kind == "user", _candidate.c.value == filters.candidate_user)
+                )
+            matching = select(_candidate.c.task_id).where(or_(*conditions))
+            if order == "created" and len(filters.groups) + bool(filters.candidate_user) == 1:
+                query = (
+                    select(_task)
+                    .join(_candidate, _candidate.c.task_id == _task.c.id)
+                    .where(conditions[0])
+                )
+                order_by: tuple[Any, ...] = (_candidate.c.created_at, _candidate.c.task_id)
+            else:
+                query = query.where(_task.c.id.in_(matching))
+                order_by = _TASK_ORDER[order]
+        else:
+            order_by = _TASK_ORDER[order]
+        if filters.assignee is not None:
+            query = query.where(_task.c.assignee == filters.assignee)
+        if filters.unassigned:
+            query = query.where(_task.c.assignee.is_(None))
+        if filters.process_key is not None:
+            query = query.where(_task.c.process_key == filters.process_key)
+        if filters.business_key is not None:
+            query = query.where(_task.c.business_key == filters.business_key)
+        if filters.instance_id is not None:
+            query = query.where(_task.c.instance_id == filters.instance_id)
+        if filters.due_before is not None:
+            query = query.where(_task.c.due_at < filters.due_before)
+        if filters.due_after is not None:
+            query = query.where(_task.c.due_at > filters.due_after)
+        query = query.order_by(*order_by).limit(limit).offset(offset)
+        return list(session.execute(query).mappings())
+
+    # -- history ------------------------------------------------------------------------
+
+    def insert_events(self, session: Session, events: Sequence[dict[str, Any]]) -> None:
+        if events:
+            session.execute(insert(_event), list(events))
+
+    def events(
+        self,
+        session: Session,
+        *,
+        instance_id: str | None = None,
+        actor: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[RowMapping]:
+        query = select(_event)
+        if instance_id is not None:
+            query = query.where(_event.c.instance_id == instance_id)
+        if actor is not None:
+            query = query.where(_event.c.actor == actor)
+        query = query.order_by(_event.c.id).limit(limit).offset(offset)
+        return list(session.execute(query).mappings())

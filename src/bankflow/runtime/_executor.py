@@ -1,0 +1,413 @@
+"""One operation on one instance: read, change in memory, write in one guarded transaction.
+
+Read phase: the instance row and its task rows (the workflow object comes from the
+in-process cache when it is at the same revision, else from the stored state). Change:
+the caller's validated action runs on the SpiffWorkflow object. Write phase, one
+transaction: ``UPDATE ... WHERE id=? AND revision=?`` (zero rows: someone else moved the
+instance first, ``ConcurrencyError``, nothing written), the task index brought in line
+with the workflow's ready human tasks, and the history events.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from bankflow._clock import Clock
+from bankflow.errors import (
+    ConcurrencyError,
+    DatabaseError,
+    DuplicateBusinessKey,
+    InvalidState,
+    NotFound,
+)
+from bankflow.models import FailureInfo, Instance, InstanceStatus, Task
+from bankflow.persistence import Database
+from bankflow.persistence._runtime import RuntimeStore
+from bankflow.runtime import _spiff
+from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
+
+__all__ = ["Change", "Executor", "Read", "task_model"]
+
+
+@dataclass
+class Read:
+    """What the read phase saw; actions validate against it before anything changes."""
+
+    row: RowMapping
+    tasks: dict[str, RowMapping]
+    definition: LoadedDefinition
+
+
+@dataclass
+class Change:
+    """What an action does: events it causes itself, and the workflow mutation."""
+
+    run: Callable[[Any], None]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    done_task_ids: set[str] = field(default_factory=set)
+    status: InstanceStatus | None = None
+
+
+Action = Callable[[Read], Change]
+
+
+class _Cache:
+    """Workflow objects by instance id and revision; checked out while in use, so two
+    threads never mutate one object."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def checkout(self, instance_id: str, revision: int) -> Any | None:
+        with self._lock:
+            entry = self._items.pop(instance_id, None)
+        if entry is not None and entry[0] == revision:
+            return entry[1]
+        return None
+
+    def checkin(self, instance_id: str, revision: int, workflow: Any) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._items[instance_id] = (revision, workflow)
+            self._items.move_to_end(instance_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class Executor:
+    def __init__(self, db: Database, clock: Clock, catalog: Catalog, *, cache_size: int) -> None:
+        self._db = db
+        self._clock = clock
+        self._catalog = catalog
+        self._store = RuntimeStore()
+        self._cache = _Cache(cache_size)
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        definition_id: str,
+        *,
+        business_key: str | None,
+        data: dict[str, Any],
+        actor: str | None,
+    ) -> Instance:
+        definition = self._catalog.get(definition_id)
+        if business_key is not None:
+            with self._db.transaction() as session:
+                taken = self._store.business_key_taken(session, definition.key, business_key)
+            if taken:
+                raise _duplicate(definition.key, business_key)
+        now = self._clock.now()
+        instance_id = str(uuid.uuid4())
+        header = {
+            "id": instance_id,
+            "definition_id": definition_id,
+            "process_key": definition.key,
+            "business_key": business_key,
+            "started_by": actor,
+            "started_at": now,
+            "revision": 0,
+        }
+        failure = None
+        try:
+            workflow = _spiff.start(definition.runnable, data)
+        except _spiff.StepError as exc:
+            workflow, failure = exc.workflow, exc.failure
+        events = [
+            _event(header, "instance_started", now, actor=actor, data=_spiff.convert_data(data))
+        ]
+        try:
+            return self._persist(
+                header, definition, workflow, failure, events, {}, now, actor=actor, new=True
+            )
+        except DatabaseError as exc:
+            if business_key is not None and isinstance(exc.__cause__, IntegrityError):
+                raise _duplicate(definition.key, business_key) from None
+            raise
+
+    # -- change ---------------------------------------------------------------------------
+
+    def read(self, instance_id: str) -> Read:
+        with self._db.transaction() as session:
+            row = self._store.instance(session, instance_id)
+            if row is None:
+                raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
+            tasks = {t["id"]: t for t in self._store.tasks_of(session, instance_id)}
+        return Read(row=row, tasks=tasks, definition=self._catalog.get(row["definition_id"]))
+
+    def change(
+        self,
+        instance_id: str,
+        action: Action,
+        *,
+        actor: str | None,
+        statuses: Sequence[InstanceStatus] = (InstanceStatus.RUNNING,),
+    ) -> Instance:
+        read = self.read(instance_id)
+        status = InstanceStatus(read.row["status"])
+        if status not in statuses:
+            raise InvalidState(f"instance {instance_id} is {status.value}", instance_id=instance_id)
+        change = action(read)  # validates; raises before anything changed
+        row = read.row
+        workflow = self._cache.checkout(instance_id, row["revision"])
+        if workflow is None:
+            workflow = _spiff.load_state(row["state"], read.definition.runnable)
+        now = self._clock.now()
+        failure = None
+        try:
+            change.run(workflow)
+        except _spiff.StepError as exc:
+            failure = exc.failure
+        header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
+        header.update(
+            started_by=row["started_by"], started_at=row["started_at"], revision=row["revision"]
+        )
+        return self._persist(
+            header,
+            read.definition,
+            workflow,
+            failure,
+            change.events,
+            read.tasks,
+            now,
+            actor=actor,
+            done=change.done_task_ids,
+            status=change.status,
+        )
+
+    # -- write ----------------------------------------------------------------------------
+
+    def _persist(
+        self,
+        header: dict[str, Any],
+        definition: LoadedDefinition,
+        workflow: Any,
+        failure: _spiff.Failure | None,
+        events: list[dict[str, Any]],
+        existing: dict[str, RowMapping],
+        now: datetime,
+        *,
+        actor: str | None,
+        new: bool = False,
+        done: set[str] | None = None,
+        status: InstanceStatus | None = None,
+    ) -> Instance:
+        if status is None:
+            if failure is not None:
+                status = InstanceStatus.FAILED
+            elif _spiff.is_completed(workflow):
+                status = InstanceStatus.COMPLETED
+            else:
+                status = InstanceStatus.RUNNING
+        ready = [] if status == InstanceStatus.CANCELLED else _spiff.human_tasks(workflow)
+        ready_ids = {h.id for h in ready}
+        inserted = [
+            self._task_values(header, definition, workflow, h, now)
+            for h in ready
+            if h.id not in existing
+        ]
+        removed = [task_id for task_id in existing if task_id not in ready_ids]
+        for values in inserted:
+            events.append(
+                _event(
+                    header,
+                    "task_created",
+                    now,
+                    element_id=values["element_id"],
+                    task_id=values["id"],
+                    data={"candidate_groups": values["candidate_groups"]},
+                )
+            )
+        for task_id in removed:
+            if task_id not in (done or set()):
+                events.append(
+                    _event(
+                        header,
+                        "task_cancelled",
+                        now,
+                        task_id=task_id,
+                        actor=actor,
+                        element_id=existing[task_id]["element_id"],
+                    )
+                )
+        failure_info = None
+        if failure is not None:
+            failure_info = FailureInfo(
+                message=failure.message,
+                element_id=failure.element_id,
+                task_id=failure.task_id,
+                error_type=failure.error_type,
+                line=failure.line,
+                at=now,
+            )
+            events.append(
+                _event(
+                    header,
+                    "instance_failed",
+                    now,
+                    element_id=failure.element_id,
+                    task_id=failure.task_id,
+                    data=failure_info.model_dump(mode="json"),
+                )
+            )
+        elif status == InstanceStatus.COMPLETED:
+            events.append(_event(header, "instance_completed", now))
+        data = _spiff.convert_data(_spiff.current_data(workflow))
+        values = {
+            "status": status.value,
+            "state": _spiff.dump_state(workflow),
+            "state_format": _spiff.STATE_FORMAT,
+            "data": data,
+            "failure": None if failure_info is None else failure_info.model_dump(mode="json"),
+            "updated_at": now,
+            "ended_at": now if status in _ENDED else None,
+        }
+        revision = header["revision"]
+        # If this raises, the workflow object (changed in memory) is simply not cached.
+        with self._db.transaction(write=True) as session:
+            if new:
+                self._store.insert_instance(session, {**header, **values})
+            elif not self._store.update_instance(session, header["id"], revision, values):
+                raise ConcurrencyError(
+                    f"instance {header['id']} was changed by someone else; nothing was "
+                    "changed by this call",
+                    instance_id=header["id"],
+                )
+            self._store.delete_tasks(session, removed)
+            self._store.insert_tasks(session, inserted)
+            self._store.insert_events(session, events)
+        new_revision = revision if new else revision + 1
+        self._cache.checkin(header["id"], new_revision, workflow)
+        kept = [task_model(t) for task_id, t in existing.items() if task_id in ready_ids]
+        tasks = sorted(kept + [task_model(t) for t in inserted], key=lambda t: (t.created_at, t.id))
+        return Instance(
+            id=header["id"],
+            process_key=header["process_key"],
+            definition_id=header["definition_id"],
+            business_key=header["business_key"],
+            status=status,
+            revision=new_revision,
+            data=_spiff.restore_data(data),
+            failure=failure_info,
+            started_by=header["started_by"],
+            started_at=header["started_at"],
+            updated_at=now,
+            ended_at=values["ended_at"],
+            tasks=tuple(tasks),
+        )
+
+    def _task_values(
+        self,
+        header: dict[str, Any],
+        definition: LoadedDefinition,
+        workflow: Any,
+        ready: _spiff.HumanTask,
+        now: datetime,
+    ) -> dict[str, Any]:
+        element = definition.elements.get(ready.element_id)
+        data = _spiff.task_data(workflow, ready.id)
+        lane = ready.lane or (element.lane if element else None)
+        groups: list[str] = []
+        users: list[str] = []
+        assignee = None
+        due = None
+        rank = priority(None, data)
+        form_key = None
+        if element is not None:
+            groups = [g for expr in element.candidate_groups for g in names(expr, data)]
+            users = [u for expr in element.candidate_users for u in names(expr, data)]
+            raw_assignee = resolve(element.assignee, data)
+            assignee = str(raw_assignee) if raw_assignee not in (None, "") else None
+            due = due_at(element.due_date, data, now)
+            rank = priority(element.priority, data)
+            form_key = element.form_key
+        if not groups and not users and lane:
+            groups = [lane]
+        return {
+            "id": ready.id,
+            "instance_id": header["id"],
+            "definition_id": header["definition_id"],
+            "process_key": header["process_key"],
+            "business_key": header["business_key"],
+            "element_id": ready.element_id,
+            "name": ready.name,
+            "lane": lane,
+            "candidate_groups": groups,
+            "candidate_users": users,
+            "assignee": assignee,
+            "priority": rank,
+            "due_at": due,
+            "form_key": form_key,
+            "created_at": now,
+        }
+
+
+_ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
+
+
+def _duplicate(process_key: str, business_key: str) -> DuplicateBusinessKey:
+    return DuplicateBusinessKey(
+        f"process {process_key!r} already has an instance with business key {business_key!r}",
+        process_key=process_key,
+        business_key=business_key,
+    )
+
+
+def _event(
+    header: dict[str, Any],
+    kind: str,
+    at: datetime,
+    *,
+    actor: str | None = None,
+    element_id: str | None = None,
+    task_id: str | None = None,
+    data: Any = None,
+) -> dict[str, Any]:
+    return {
+        "instance_id": header["id"],
+        "process_key": header["process_key"],
+        "business_key": header["business_key"],
+        "type": kind,
+        "element_id": element_id,
+        "task_id": task_id,
+        "actor": actor,
+        "at": at,
+        "data": data,
+    }
+
+
+def event(read: Read, kind: str, at: datetime, **kwargs: Any) -> dict[str, Any]:
+    """An event row for the instance ``read`` saw."""
+    return _event(dict(read.row), kind, at, **kwargs)
+
+
+def task_model(row: RowMapping | dict[str, Any]) -> Task:
+    return Task(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        process_key=row["process_key"],
+        business_key=row["business_key"],
+        element_id=row["element_id"],
+        name=row["name"],
+        lane=row["lane"],
+        candidate_groups=tuple(row["candidate_groups"]),
+        candidate_users=tuple(row["candidate_users"]),
+        assignee=row["assignee"],
+        priority=row["priority"],
+        due_at=row["due_at"],
+        form_key=row["form_key"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,157 @@
+"""``engine.instances``: start, look up, list, cancel and retry process instances."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from bankflow._clock import Clock
+from bankflow.errors import InvalidState, NotFound
+from bankflow.models import FailureInfo, Instance, InstanceStatus
+from bankflow.persistence import Database, DefinitionStore
+from bankflow.persistence._runtime import RuntimeStore
+from bankflow.runtime import _spiff
+from bankflow.runtime._data import check_data
+from bankflow.runtime._executor import Change, Executor, Read, event, task_model
+
+__all__ = ["Instances"]
+
+
+class Instances:
+    def __init__(self, db: Database, clock: Clock, executor: Executor) -> None:
+        self._db = db
+        self._clock = clock
+        self._executor = executor
+        self._store = RuntimeStore()
+        self._definitions = DefinitionStore()
+
+    def start(
+        self,
+        process_key: str,
+        *,
+        business_key: str | None = None,
+        data: dict[str, Any] | None = None,
+        version: int | None = None,
+        user: str | None = None,
+    ) -> Instance:
+        """Start the latest (or the given) version and run until a person must act.
+
+        A failing script leaves the instance ``failed`` (see ``failure``) rather than
+        raising: the instance exists and can be retried.
+        """
+        values = check_data(data)
+        with self._db.transaction() as session:
+            definition = self._definitions.get_process(session, process_key, version=version)
+        if definition is None:
+            which = f"version {version} of " if version is not None else ""
+            raise NotFound(
+                f"no {which}process definition {process_key!r} is deployed",
+                kind="process",
+                key=process_key,
+            )
+        return self._executor.start(
+            definition.id, business_key=business_key, data=values, actor=user
+        )
+
+    def get(self, instance_id: str) -> Instance:
+        with self._db.transaction() as session:
+            row = self._store.instance_header(session, instance_id)
+            if row is None:
+                raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
+            tasks = self._store.tasks_of(session, instance_id)
+        return _model(row, tasks)
+
+    def list(
+        self,
+        *,
+        process_key: str | None = None,
+        status: InstanceStatus | str | None = None,
+        business_key: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> builtins.list[Instance]:
+        """Newest first; ``limit``/``offset`` page through the rest."""
+        with self._db.transaction() as session:
+            rows = self._store.list_instances(
+                session,
+                process_key=process_key,
+                status=None if status is None else InstanceStatus(status).value,
+                business_key=business_key,
+                limit=limit,
+                offset=offset,
+            )
+        return [_model(r, ()) for r in rows]
+
+    def cancel(
+        self, instance_id: str, *, user: str | None = None, reason: str | None = None
+    ) -> Instance:
+        def action(read: Read) -> Change:
+            now = self._clock.now()
+            return Change(
+                run=_spiff.cancel,
+                events=[
+                    event(read, "instance_cancelled", now, actor=user, data={"reason": reason})
+                ],
+                status=InstanceStatus.CANCELLED,
+            )
+
+        return self._executor.change(
+            instance_id,
+            action,
+            actor=user,
+            statuses=(InstanceStatus.RUNNING, InstanceStatus.FAILED),
+        )
+
+    def retry(
+        self, instance_id: str, *, data: dict[str, Any] | None = None, user: str | None = None
+    ) -> Instance:
+        """Run the failed step again, with ``data`` merged into it (the fix)."""
+        values = check_data(data)
+
+        def action(read: Read) -> Change:
+            failure = read.row["failure"] or {}
+            task_id = failure.get("task_id")
+            now = self._clock.now()
+            return Change(
+                run=lambda workflow: _spiff.retry(workflow, task_id, values),
+                events=[
+                    event(
+                        read,
+                        "instance_retried",
+                        now,
+                        actor=user,
+                        element_id=failure.get("element_id"),
+                        task_id=task_id,
+                        data=_spiff.convert_data(values),
+                    )
+                ],
+            )
+
+        try:
+            return self._executor.change(
+                instance_id, action, actor=user, statuses=(InstanceStatus.FAILED,)
+            )
+        except InvalidState:
+            raise InvalidState(
+                f"instance {instance_id} has not failed: nothing to retry",
+                instance_id=instance_id,
+            ) from None
+
+
+def _model(row: Any, tasks: Any) -> Instance:
+    failure = row["failure"]
+    return Instance(
+        id=row["id"],
+        process_key=row["process_key"],
+        definition_id=row["definition_id"],
+        business_key=row["business_key"],
+        status=InstanceStatus(row["status"]),
+        revision=row["revision"],
+        data=_spiff.restore_data(row["data"]),
+        failure=None if failure is None else FailureInfo.model_validate(failure),
+        started_by=row["started_by"],
+        started_at=row["started_at"],
+        updated_at=row["updated_at"],
+        ended_at=row["ended_at"],
+        tasks=tuple(task_model(t) for t in tasks),
+    )

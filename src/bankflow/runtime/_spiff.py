@@ -1,0 +1,361 @@
+"""The only module that imports SpiffWorkflow's workflow, task and serializer classes.
+
+It gives the services a small vocabulary: build a runnable definition from stored sources,
+start a workflow, complete a human task, retry a failed step, and dump/load state *without*
+the process spec, which lives once per definition in an in-process cache instead of inside
+every instance (about two thirds of SpiffWorkflow's own JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskIterator, TaskState
+
+from bankflow.definitions._compat import rewrite
+from bankflow.definitions._parser import BankflowBpmnParser
+
+__all__ = [
+    "Failure",
+    "HumanTask",
+    "Runnable",
+    "StepError",
+    "build_runnable",
+    "dump_state",
+    "load_state",
+]
+
+STATE_FORMAT = "bankflow-1/spiff-1.5"
+
+# SpiffWorkflow stops walking the task tree at depth 1000, so a process that loops ~333
+# times silently reports itself completed. Lift the limit; a loop's cost then shows up
+# as state size, which is visible, instead of as a wrong answer.
+_MAX_TREE_DEPTH = 10_000_000
+for _iterator in (TaskIterator, BpmnTaskIterator):
+    _defaults = list(_iterator.__init__.__defaults__ or ())
+    _defaults[_defaults.index(1000)] = _MAX_TREE_DEPTH
+    _iterator.__init__.__defaults__ = tuple(_defaults)
+
+
+@dataclass(frozen=True)
+class HumanTask:
+    """A user or manual task waiting for a person."""
+
+    id: str
+    element_id: str
+    name: str | None
+    lane: str | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where and why a step failed: what ``bankflow show`` prints for a failed instance."""
+
+    message: str
+    element_id: str | None
+    task_id: str | None
+    error_type: str
+    line: int | None = None
+
+
+class StepError(Exception):
+    """A script, condition or service raised while the engine ran automatic steps."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.workflow: Any = None
+
+
+@dataclass(frozen=True)
+class Runnable:
+    """A parsed definition, built once per process and shared by every instance of it."""
+
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+
+def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) -> Runnable:
+    """Parse the stored sources (name, content, kind) the same way deploy checked them."""
+    from bankflow.definitions._parser import SourceDoc, _add_decisions
+    from bankflow.definitions._source import SourceFile, parse
+
+    parser = BankflowBpmnParser()
+    docs: dict[str, SourceDoc] = {}
+    bpmn_roots = []
+    for name, content, kind in sources:
+        root = parse(SourceFile(display=name, name=name, content=content))
+        if not hasattr(root, "tag"):
+            raise ValueError(f"stored definition {name} no longer parses: {root}")
+        doc = SourceDoc(name=name, root=root)  # type: ignore[arg-type]
+        docs[name] = doc
+        if kind == "dmn":
+            _add_decisions(doc, parser, None, docs)
+        else:
+            rewrite(doc.root, file=name)
+            bpmn_roots.append(doc)
+    for doc in bpmn_roots:
+        parser.add_bpmn_xml(doc.root, filename=doc.name)
+    spec = parser.get_spec(process_key)
+    subprocess_specs = parser.get_subprocess_specs(process_key, require_call_activity_specs=False)
+    return Runnable(spec=spec, subprocess_specs={k: v for k, v in subprocess_specs.items() if v})
+
+
+class _Workflow(BpmnWorkflow):  # type: ignore[misc]
+    """SpiffWorkflow's engine loop, finding READY tasks by scanning the task table instead
+    of walking the tree from the root for every step: the same order (tasks are stored in
+    creation order) without the quadratic cost a long loop otherwise pays."""
+
+    def update_waiting_tasks(self) -> None:
+        for task in [t for t in self.tasks.values() if t.state == TaskState.WAITING]:
+            if task.state == TaskState.WAITING:
+                task.task_spec._update(task)
+
+    def _do_engine_steps(
+        self, will_complete_task: Any = None, did_complete_task: Any = None
+    ) -> bool:
+        def update_workflow(wf: Any) -> int:
+            count = 0
+            ready = [t for t in wf.tasks.values() if t.state == TaskState.READY]
+            for task in ready:
+                if not task.task_spec.manual and task.state == TaskState.READY:
+                    task.run()
+                    count += 1
+            return count
+
+        active_subprocesses = self.get_active_subprocesses()
+        for subprocess in sorted(active_subprocesses, key=lambda v: v.depth, reverse=True):
+            count = None
+            while count is None or count > 0:
+                count = update_workflow(subprocess)
+            if subprocess.parent_task_id is not None:
+                task = self.get_task_from_id(subprocess.parent_task_id)
+                task.task_spec._update(task)
+
+        count = update_workflow(self)
+        return count > 0 or len(self.get_active_subprocesses()) > len(active_subprocesses)
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+    """Leaves the spec out when saving; takes the cached spec objects when loading."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> BpmnWorkflow:
+        spec = dct.pop("spec")
+        subprocess_specs = dct.pop("subprocess_specs")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry() -> Any:
+    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+    _SpeclessWorkflowConverter(_Workflow, registry)
+    # Money is Decimal and must come back exactly; dates are not datetimes.
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    registry.register(
+        date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"])
+    )
+    return registry
+
+
+_SERIALIZER = BpmnWorkflowSerializer(_registry())
+
+
+def dump_state(workflow: BpmnWorkflow) -> bytes:
+    """Compressed JSON of everything but the spec."""
+    registry = _SERIALIZER.registry
+    registry._encoder_mode = True
+    try:
+        text = json.dumps(
+            registry.convert(workflow), cls=_SERIALIZER._encoder_cls, separators=(",", ":")
+        )
+    finally:
+        registry._encoder_mode = False
+    return zlib.compress(text.encode(), 1)
+
+
+def load_state(state: bytes, runnable: Runnable) -> BpmnWorkflow:
+    dct = json.loads(zlib.decompress(state))
+    dct["spec"] = runnable.spec
+    dct["subprocess_specs"] = runnable.subprocess_specs
+    workflow = _SERIALIZER.registry.restore(dct)
+    workflow.script_engine = _SCRIPT_ENGINE
+    return workflow
+
+
+def convert_data(data: dict[str, Any]) -> Any:
+    """Task data as the state stores it (so a JSON column holds the same values)."""
+    registry = _SERIALIZER.registry
+    registry._encoder_mode = True
+    try:
+        return json.loads(json.dumps(registry.convert(data), cls=_SERIALIZER._encoder_cls))
+    finally:
+        registry._encoder_mode = False
+
+
+def restore_data(data: Any) -> dict[str, Any]:
+    restored: dict[str, Any] = _SERIALIZER.registry.restore(data)
+    return restored
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+class _ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
+    """Service calls are not wired yet: fail with a clear message instead of SpiffWorkflow's
+    ``NameError`` from evaluating an operator name as an expression."""
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        raise WorkflowTaskException(
+            f"no handler is registered for service {kwargs.get('operation_name')!r}",
+            task=task,
+        )
+
+
+_SCRIPT_ENGINE = _ScriptEngine()
+
+
+def _failure(exc: Exception) -> Failure:
+    task = getattr(exc, "task", None)
+    spec = getattr(exc, "task_spec", None) or getattr(task, "task_spec", None)
+    message = str(exc)
+    inner = getattr(exc, "error_type", None) or type(exc).__name__
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        message = f"{message} ({'; '.join(notes)})"
+    line = getattr(exc, "line_number", None)
+    return Failure(
+        message=message,
+        element_id=getattr(spec, "bpmn_id", None),
+        task_id=str(task.id) if task is not None else None,
+        error_type=inner,
+        line=line if isinstance(line, int) else None,
+    )
+
+
+def _run_engine(workflow: BpmnWorkflow) -> None:
+    try:
+        workflow.do_engine_steps()
+    except (SpiffWorkflowException, WorkflowException) as exc:
+        raise StepError(_failure(exc)) from exc
+    except RecursionError as exc:
+        raise StepError(
+            Failure(
+                message="the process nests or loops too deeply for the engine to follow",
+                element_id=None,
+                task_id=None,
+                error_type="RecursionError",
+            )
+        ) from exc
+
+
+def start(runnable: Runnable, data: dict[str, Any]) -> BpmnWorkflow:
+    """A new workflow with ``data`` on its start, run until it waits; raises ``StepError``
+    with the workflow in ``exc.workflow`` when an automatic step fails."""
+    workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=_SCRIPT_ENGINE)
+    workflow.task_tree.data.update(data)
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(data)
+    try:
+        _run_engine(workflow)
+    except StepError as exc:
+        exc.workflow = workflow
+        raise
+    return workflow
+
+
+def complete(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any]) -> None:
+    task = workflow.get_task_from_id(UUID(task_id))
+    task.data.update(data)
+    try:
+        task.run()
+    except (SpiffWorkflowException, WorkflowException) as exc:
+        raise StepError(_failure(exc)) from exc
+    _run_engine(workflow)
+
+
+def retry(workflow: BpmnWorkflow, task_id: str | None, data: dict[str, Any]) -> None:
+    """Run a failed step again (after its cause was fixed), then carry on."""
+    if task_id is not None:
+        task = workflow.get_task_from_id(UUID(task_id))
+        task.data.update(data)
+        if task.state == TaskState.ERROR:
+            task._ready()
+    _run_engine(workflow)
+
+
+def cancel(workflow: BpmnWorkflow) -> None:
+    workflow.cancel()
+
+
+def human_tasks(workflow: BpmnWorkflow) -> list[HumanTask]:
+    """User and manual tasks that are ready for a person, in tree order."""
+    ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+    return [
+        HumanTask(
+            id=str(t.id),
+            element_id=t.task_spec.bpmn_id,
+            name=t.task_spec.bpmn_name,
+            lane=t.task_spec.lane,
+        )
+        for t in ready
+        if isinstance(t.task_spec, UserTask | ManualTask)
+    ]
+
+
+def is_completed(workflow: BpmnWorkflow) -> bool:
+    return bool(workflow.is_completed())
+
+
+def task_data(workflow: BpmnWorkflow, task_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = workflow.get_task_from_id(UUID(task_id)).data
+    return data
+
+
+def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """What an instance 'knows' now: the workflow's data when finished, else the data of
+    the most recently completed task (SpiffWorkflow passes data along the flow)."""
+    if workflow.is_completed():
+        return dict(workflow.data)
+    last = workflow.last_task
+    if last is not None:
+        return dict(last.data)
+    return dict(workflow.task_tree.data)
+
+
+def errored_task(workflow: BpmnWorkflow) -> str | None:
+    task = workflow.get_next_task(state=TaskState.ERROR)
+    return None if task is None else str(task.id)
+
+
+Callback = Callable[[str], None]

@@ -1,0 +1,267 @@
+"""``engine.tasks``: the inbox and what people do with a task.
+
+Queries read only the task index (never an instance's state). Every action names the
+acting user; the caller passes the user's groups, and a user may act only on a task whose
+candidates include them (or that is assigned to them).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy.engine import RowMapping
+
+from bankflow._clock import Clock
+from bankflow.errors import AccessDenied, ConcurrencyError, InvalidState, NotFound
+from bankflow.models import FormField, Instance, Task
+from bankflow.persistence import Database
+from bankflow.persistence._runtime import RuntimeStore, TaskFilter
+from bankflow.runtime import _spiff
+from bankflow.runtime._data import check_data
+from bankflow.runtime._executor import Change, Executor, Read, event, task_model
+from bankflow.runtime._forms import FormRegistry
+
+__all__ = ["Tasks"]
+
+TaskOrder = Literal["created", "due", "priority"]
+
+
+class Tasks:
+    def __init__(self, db: Database, clock: Clock, executor: Executor) -> None:
+        self._db = db
+        self._clock = clock
+        self._executor = executor
+        self._store = RuntimeStore()
+        self._forms = FormRegistry()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        groups: Sequence[str] = (),
+        candidate_user: str | None = None,
+        assignee: str | None = None,
+        unassigned: bool = False,
+        process_key: str | None = None,
+        business_key: str | None = None,
+        instance_id: str | None = None,
+        due_before: datetime | None = None,
+        due_after: datetime | None = None,
+        order: TaskOrder = "created",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> builtins.list[Task]:
+        """Waiting human tasks. With ``groups`` and ``candidate_user`` together, tasks for
+        either (a person's whole inbox)."""
+        filters = TaskFilter(
+            groups=tuple(groups),
+            candidate_user=candidate_user,
+            assignee=assignee,
+            unassigned=unassigned,
+            process_key=process_key,
+            business_key=business_key,
+            instance_id=instance_id,
+            due_before=due_before,
+            due_after=due_after,
+        )
+        with self._db.transaction() as session:
+            rows = self._store.query_tasks(
+                session, filters, order=order, limit=limit, offset=offset
+            )
+        return [task_model(r) for r in rows]
+
+    def get(self, task_id: str) -> Task:
+        with self._db.transaction() as session:
+            return task_model(self._row(session, task_id))
+
+    def form(self, task_id: str) -> tuple[FormField, ...]:
+        """The form fields the modeller drew for this task."""
+        read, row = self._read(task_id)
+        element = read.definition.elements.get(row["element_id"])
+        return element.form_fields if element is not None else ()
+
+    def data(self, task_id: str) -> dict[str, Any]:
+        """The data the task sees (what the previous steps produced)."""
+        read, _ = self._read(task_id)
+        workflow = _spiff.load_state(read.row["state"], read.definition.runnable)
+        return dict(_spiff.task_data(workflow, task_id))
+
+    def register_model(self, process_key: str, element_id: str, model: type[BaseModel]) -> None:
+        """Validate data submitted for ``element_id`` with ``model`` instead of its form."""
+        self._forms.register(process_key, element_id, model)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def claim(self, task_id: str, *, user: str, groups: Sequence[str] = ()) -> Task:
+        return self._assign(task_id, user=user, groups=groups, to=user, kind="task_claimed")
+
+    def unclaim(self, task_id: str, *, user: str, groups: Sequence[str] = ()) -> Task:
+        return self._assign(task_id, user=user, groups=groups, to=None, kind="task_unclaimed")
+
+    def delegate(
+        self, task_id: str, *, user: str, to_user: str, groups: Sequence[str] = ()
+    ) -> Task:
+        """Hand the task to ``to_user``, who becomes its assignee and a candidate."""
+        return self._assign(task_id, user=user, groups=groups, to=to_user, kind="task_delegated")
+
+    def complete(
+        self,
+        task_id: str,
+        *,
+        user: str,
+        groups: Sequence[str] = (),
+        data: dict[str, Any] | None = None,
+    ) -> Instance:
+        """Complete the task with ``data`` (validated first) and run on to the next wait."""
+        values = check_data(data)
+        instance_id = self._instance_of(task_id)
+
+        def action(read: Read) -> Change:
+            row = read.tasks.get(task_id)
+            if row is None:
+                raise _gone(task_id, instance_id)
+            _check_access(row, user=user, groups=groups, action="complete")
+            element = read.definition.elements.get(row["element_id"])
+            validated = self._forms.validate(
+                task_id=task_id,
+                process_key=row["process_key"],
+                element_id=row["element_id"],
+                form_fields=element.form_fields if element is not None else (),
+                data=values,
+            )
+            now = self._clock.now()
+            return Change(
+                run=lambda workflow: _spiff.complete(workflow, task_id, validated),
+                events=[
+                    event(
+                        read,
+                        "task_completed",
+                        now,
+                        actor=user,
+                        element_id=row["element_id"],
+                        task_id=task_id,
+                        data=_spiff.convert_data(validated),
+                    )
+                ],
+                done_task_ids={task_id},
+            )
+
+        return self._executor.change(instance_id, action, actor=user)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _assign(
+        self, task_id: str, *, user: str, groups: Sequence[str], to: str | None, kind: str
+    ) -> Task:
+        now = self._clock.now()
+        with self._db.transaction(write=True) as session:
+            row = self._row(session, task_id)
+            current = row["assignee"]
+            if kind == "task_claimed":
+                _check_access(row, user=user, groups=groups, action="claim")
+                if current == user:
+                    return task_model(row)
+                if current is not None:
+                    raise InvalidState(
+                        f"task {task_id} is already claimed by {current}",
+                        instance_id=row["instance_id"],
+                    )
+            elif kind == "task_unclaimed":
+                if current is None:
+                    return task_model(row)
+                if current != user:
+                    raise AccessDenied(
+                        f"task {task_id} is claimed by {current}, not {user}",
+                        task_id=task_id,
+                        user=user,
+                    )
+            else:
+                _check_access(row, user=user, groups=groups, action="delegate")
+            changed = self._store.set_assignee(
+                session,
+                task_id,
+                expected=current,
+                assignee=to,
+                add_user=to if kind == "task_delegated" else None,
+            )
+            if not changed:
+                raise ConcurrencyError(
+                    f"task {task_id} was claimed or changed by someone else first",
+                    instance_id=row["instance_id"],
+                    task_id=task_id,
+                )
+            data = {"assignee": to} if to is not None else None
+            self._store.insert_events(
+                session,
+                [
+                    {
+                        "instance_id": row["instance_id"],
+                        "process_key": row["process_key"],
+                        "business_key": row["business_key"],
+                        "type": kind,
+                        "element_id": row["element_id"],
+                        "task_id": task_id,
+                        "actor": user,
+                        "at": now,
+                        "data": data,
+                    }
+                ],
+            )
+            return task_model(self._row(session, task_id))
+
+    def _row(self, session: Any, task_id: str) -> RowMapping:
+        row = self._store.task(session, task_id)
+        if row is None:
+            raise NotFound(
+                f"no waiting task {task_id} (it may have been completed or cancelled)",
+                kind="task",
+                key=task_id,
+            )
+        return row
+
+    def _instance_of(self, task_id: str) -> str:
+        with self._db.transaction() as session:
+            return str(self._row(session, task_id)["instance_id"])
+
+    def _read(self, task_id: str) -> tuple[Read, RowMapping]:
+        read = self._executor.read(self._instance_of(task_id))
+        row = read.tasks.get(task_id)
+        if row is None:
+            raise _gone(task_id, read.row["id"])
+        return read, row
+
+
+def _gone(task_id: str, instance_id: str) -> ConcurrencyError:
+    return ConcurrencyError(
+        f"task {task_id} was completed or cancelled by someone else first",
+        instance_id=instance_id,
+        task_id=task_id,
+    )
+
+
+def _check_access(row: RowMapping, *, user: str, groups: Sequence[str], action: str) -> None:
+    assignee = row["assignee"]
+    if assignee is not None and assignee != user:
+        raise AccessDenied(
+            f"{user} may not {action} task {row['id']} ({row['element_id']}): it is "
+            f"assigned to {assignee}",
+            task_id=row["id"],
+            user=user,
+        )
+    allowed = (
+        assignee == user
+        or user in row["candidate_users"]
+        or bool(set(groups) & set(row["candidate_groups"]))
+    )
+    if not allowed:
+        who = ", ".join(row["candidate_groups"] + row["candidate_users"]) or "nobody"
+        raise AccessDenied(
+            f"{user} may not {action} task {row['id']} ({row['element_id']}): it is for {who}",
+            task_id=row["id"],
+            user=user,
+        )
