@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
-from bankflow.models import Diagnostic, Severity
+from bankflow.models import Diagnostic, Event, Instance, InstanceStatus, Severity, Task
 
 app = typer.Typer(
     name="bankflow",
@@ -30,8 +31,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output is read by people in CI logs too: give tables room instead of 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 class _State:
@@ -189,6 +192,281 @@ def definitions(
             p.key, str(p.version), p.name or "", p.resource_name, p.deployed_at.isoformat()
         )
     out.print(table)
+
+
+def _parse_data(value: str | None) -> dict[str, Any] | None:
+    """``--data`` as JSON text or ``@file``; decimals stay exact (money)."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--data is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise typer.BadParameter("--data must be a JSON object")
+    return data
+
+
+def _groups(value: str | None) -> list[str]:
+    return [g.strip() for g in (value or "").split(",") if g.strip()]
+
+
+DataOption = Annotated[str | None, typer.Option("--data", help="Task data as JSON, or @file.json.")]
+UserOption = Annotated[str, typer.Option("--user", help="The acting user's id.")]
+GroupsOption = Annotated[
+    str | None, typer.Option("--groups", help="The acting user's groups, comma-separated.")
+]
+
+
+def _task_table(tasks: Sequence[Task]) -> Table:
+    table = _table("task", "step", "department", "candidates", "assignee", "due", "business key")
+    for t in tasks:
+        table.add_row(
+            t.id,
+            t.name or t.element_id,
+            t.lane or "",
+            ", ".join(t.candidate_groups + t.candidate_users),
+            t.assignee or "",
+            t.due_at.isoformat() if t.due_at else "",
+            t.business_key or "",
+        )
+    return table
+
+
+def _print_instance(instance: Instance) -> None:
+    out.print(
+        f"instance {instance.id} ({instance.process_key}"
+        + (f", business key {instance.business_key}" if instance.business_key else "")
+        + f"): [bold]{instance.status.value}[/bold]"
+    )
+    if instance.failure is not None:
+        f = instance.failure
+        out.print(
+            f"[red]failed at {escape(f.element_id or '?')}: {escape(f.error_type)}: "
+            f"{escape(f.message)}[/red]"
+        )
+    if instance.tasks:
+        out.print(_task_table(instance.tasks))
+
+
+@app.command()
+def start(
+    process_key: Annotated[str, typer.Argument(help="The process id (definition key).")],
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    data: DataOption = None,
+    version: Annotated[int | None, typer.Option(help="A specific version.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Who starts it.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start an instance; prints its id."""
+    with _engine() as engine:
+        instance = engine.instances.start(
+            process_key,
+            business_key=business_key,
+            data=_parse_data(data),
+            version=version,
+            user=user,
+        )
+    if as_json:
+        _dump(instance)
+    else:
+        out.print(instance.id)
+        if instance.status != InstanceStatus.RUNNING or instance.tasks:
+            _print_instance(instance)
+
+
+@app.command()
+def tasks(
+    group: Annotated[list[str] | None, typer.Option("--group", help="Candidate group.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Candidate user.")] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee")] = None,
+    unassigned: Annotated[bool, typer.Option("--unassigned")] = False,
+    process: Annotated[str | None, typer.Option("--process")] = None,
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    instance: Annotated[str | None, typer.Option("--instance")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Waiting human tasks, oldest first."""
+    with _engine() as engine:
+        found = engine.tasks.query(
+            groups=group or (),
+            candidate_user=user,
+            assignee=assignee,
+            unassigned=unassigned,
+            process_key=process,
+            business_key=business_key,
+            instance_id=instance,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        _dump(found)
+    else:
+        out.print(_task_table(found))
+
+
+@app.command()
+def claim(
+    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+) -> None:
+    """Take a task: it becomes yours until you complete or unclaim it."""
+    with _engine() as engine:
+        task = engine.tasks.claim(task_id, user=user, groups=_groups(groups))
+    _dump(task) if as_json else out.print(f"{task.id} claimed by {task.assignee}")
+
+
+@app.command()
+def unclaim(
+    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+) -> None:
+    """Give a claimed task back to its candidates."""
+    with _engine() as engine:
+        task = engine.tasks.unclaim(task_id, user=user, groups=_groups(groups))
+    _dump(task) if as_json else out.print(f"{task.id} is unassigned")
+
+
+@app.command()
+def delegate(
+    task_id: str,
+    user: UserOption,
+    to: Annotated[str, typer.Option("--to", help="The user who takes over.")],
+    groups: GroupsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hand a task to another user."""
+    with _engine() as engine:
+        task = engine.tasks.delegate(task_id, user=user, to_user=to, groups=_groups(groups))
+    _dump(task) if as_json else out.print(f"{task.id} delegated to {task.assignee}")
+
+
+@app.command()
+def complete(
+    task_id: str,
+    user: UserOption,
+    groups: GroupsOption = None,
+    data: DataOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a task with data; prints where the instance waits next."""
+    with _engine() as engine:
+        instance = engine.tasks.complete(
+            task_id, user=user, groups=_groups(groups), data=_parse_data(data)
+        )
+    if as_json:
+        _dump(instance)
+    else:
+        _print_instance(instance)
+
+
+@app.command()
+def show(instance_id: str, as_json: JsonOption = False) -> None:
+    """An instance: status, waiting tasks, data and history."""
+    with _engine() as engine:
+        instance = engine.instances.get(instance_id)
+        events = engine.history.for_instance(instance_id)
+    if as_json:
+        _dump({"instance": instance, "history": events})
+        return
+    _print_instance(instance)
+    out.print("data: " + escape(json.dumps(instance.data, default=str, sort_keys=True)))
+    out.print(_history_table(events))
+
+
+def _history_table(events: Sequence[Event]) -> Table:
+    table = _table("at", "event", "element", "actor", "data")
+    for e in events:
+        table.add_row(
+            e.at.isoformat(timespec="seconds"),
+            e.type,
+            e.element_id or "",
+            e.actor or "",
+            "" if e.data is None else json.dumps(e.data, default=str, sort_keys=True),
+        )
+    return table
+
+
+@app.command()
+def instances(
+    process: Annotated[str | None, typer.Option("--process")] = None,
+    status: Annotated[InstanceStatus | None, typer.Option("--status")] = None,
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Instances, newest first."""
+    with _engine() as engine:
+        found = engine.instances.list(
+            process_key=process,
+            status=status,
+            business_key=business_key,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        _dump(found)
+        return
+    table = _table("instance", "process", "business key", "status", "started", "updated")
+    for i in found:
+        table.add_row(
+            i.id,
+            i.process_key,
+            i.business_key or "",
+            i.status.value,
+            i.started_at.isoformat(timespec="seconds"),
+            i.updated_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@app.command()
+def history(
+    instance_id: Annotated[str | None, typer.Argument()] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Everything one user did.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit trail of an instance, or of one actor."""
+    if (instance_id is None) == (actor is None):
+        raise typer.BadParameter("give an INSTANCE_ID or --actor")
+    with _engine() as engine:
+        events = (
+            engine.history.for_instance(instance_id)
+            if instance_id is not None
+            else engine.history.for_actor(actor or "")
+        )
+    _dump(events) if as_json else out.print(_history_table(events))
+
+
+@app.command()
+def cancel(
+    instance_id: str,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Cancel a running or failed instance."""
+    with _engine() as engine:
+        instance = engine.instances.cancel(instance_id, user=user, reason=reason)
+    _print_instance(instance)
+
+
+@app.command()
+def retry(
+    instance_id: str,
+    data: DataOption = None,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+) -> None:
+    """Run a failed instance's failed step again (with --data merged in as the fix)."""
+    with _engine() as engine:
+        instance = engine.instances.retry(instance_id, data=_parse_data(data), user=user)
+    _print_instance(instance)
 
 
 @db_app.command("upgrade")
