@@ -3,22 +3,34 @@
 import bankflow
 
 EXPECTED = [
+    "AccessDenied",
     "BankflowError",
     "Clock",
+    "ConcurrencyError",
     "ConfigurationError",
     "DatabaseError",
     "DecisionDefinition",
     "DefinitionError",
     "Deployment",
     "Diagnostic",
+    "DuplicateBusinessKey",
     "ElementInfo",
     "Engine",
+    "Event",
+    "FailureInfo",
+    "FieldError",
     "FixedClock",
     "FormField",
+    "Instance",
+    "InstanceStatus",
+    "InvalidData",
+    "InvalidState",
+    "InvalidTaskData",
     "NotFound",
     "ProcessDefinition",
     "Severity",
     "SystemClock",
+    "Task",
     "ValidationReport",
 ]
 
@@ -30,5 +42,18 @@ def test_exports() -> None:
 
 
 def test_errors_form_one_tree() -> None:
-    for name in ("ConfigurationError", "DatabaseError", "DefinitionError", "NotFound"):
+    errors = [
+        "AccessDenied",
+        "ConcurrencyError",
+        "ConfigurationError",
+        "DatabaseError",
+        "DefinitionError",
+        "DuplicateBusinessKey",
+        "InvalidData",
+        "InvalidState",
+        "InvalidTaskData",
+        "NotFound",
+    ]
+    for name in errors:
         assert issubclass(getattr(bankflow, name), bankflow.BankflowError)
+    assert issubclass(bankflow.InvalidTaskData, bankflow.InvalidData)

@@ -62,7 +62,7 @@ class FormRegistry:
 
     def __init__(self) -> None:
         self._registered: dict[tuple[str, str], type[BaseModel]] = {}
-        self._derived: dict[tuple[FormField, ...], type[BaseModel]] = {}
+        self._derived: dict[str, type[BaseModel]] = {}
 
     def register(self, process_key: str, element_id: str, model: type[BaseModel]) -> None:
         self._registered[(process_key, element_id)] = model
@@ -80,9 +80,10 @@ class FormRegistry:
         if model is None:
             if not form_fields:
                 return data
-            model = self._derived.get(form_fields)
+            key = "\n".join(f.model_dump_json() for f in form_fields)
+            model = self._derived.get(key)
             if model is None:
-                model = self._derived.setdefault(form_fields, _model_for(form_fields))
+                model = self._derived.setdefault(key, _model_for(form_fields))
         try:
             validated = model.model_validate(data)
         except ValidationError as exc:

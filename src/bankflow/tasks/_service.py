@@ -246,7 +246,7 @@ def _gone(task_id: str, instance_id: str) -> ConcurrencyError:
 
 def _check_access(row: RowMapping, *, user: str, groups: Sequence[str], action: str) -> None:
     assignee = row["assignee"]
-    if assignee is not None and assignee != user:
+    if assignee is not None and assignee != user and action != "claim":
         raise AccessDenied(
             f"{user} may not {action} task {row['id']} ({row['element_id']}): it is "
             f"assigned to {assignee}",
