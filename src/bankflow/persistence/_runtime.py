@@ -234,6 +234,21 @@ class RuntimeStore:
         if events:
             session.execute(insert(_event), list(events))
 
+    def task_outcome(self, session: Session, task_id: str) -> RowMapping | None:
+        """How a task that is no longer waiting ended (completed or cancelled), if it did."""
+        return (
+            session.execute(
+                select(_event.c.type, _event.c.actor, _event.c.at, _event.c.instance_id)
+                .where(
+                    _event.c.task_id == task_id,
+                    _event.c.type.in_(("task_completed", "task_cancelled")),
+                )
+                .limit(1)
+            )
+            .mappings()
+            .one_or_none()
+        )
+
     def events(
         self,
         session: Session,

@@ -217,6 +217,7 @@ class EventRow(Base):
     __table_args__ = (
         Index(None, "instance_id", "id"),
         Index(None, "actor", "at"),
+        Index(None, "task_id"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)

@@ -217,6 +217,15 @@ class Tasks:
     def _row(self, session: Any, task_id: str) -> RowMapping:
         row = self._store.task(session, task_id)
         if row is None:
+            ended = self._store.task_outcome(session, task_id)
+            if ended is not None:
+                verb = "completed" if ended["type"] == "task_completed" else "cancelled"
+                by = f" by {ended['actor']}" if ended["actor"] else ""
+                raise ConcurrencyError(
+                    f"task {task_id} was already {verb}{by} at {ended['at'].isoformat()}",
+                    instance_id=ended["instance_id"],
+                    task_id=task_id,
+                )
             raise NotFound(
                 f"no waiting task {task_id} (it may have been completed or cancelled)",
                 kind="task",

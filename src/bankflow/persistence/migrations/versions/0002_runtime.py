@@ -36,6 +36,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("bf_event", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_bf_event_actor_at"), ["actor", "at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_bf_event_task_id"), ["task_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_bf_event_instance_id_id"), ["instance_id", "id"], unique=False
         )
@@ -150,6 +151,7 @@ def downgrade() -> None:
     op.drop_table("bf_instance")
     with op.batch_alter_table("bf_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_bf_event_instance_id_id"))
+        batch_op.drop_index(batch_op.f("ix_bf_event_task_id"))
         batch_op.drop_index(batch_op.f("ix_bf_event_actor_at"))
 
     op.drop_table("bf_event")
