@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from bankflow.definitions._compat import BPMN, rewrite
+from bankflow.definitions._bpmn import BPMN
+from bankflow.definitions._compat import rewrite
 
 NS = f'xmlns:bpmn="{BPMN}" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"'
 

@@ -14,7 +14,8 @@ from typing import Protocol
 
 from lxml import etree
 
-from bankflow.definitions._compat import q, rewrite
+from bankflow.definitions._bpmn import q
+from bankflow.definitions._compat import rewrite
 from bankflow.definitions._lint import lint_bpmn
 from bankflow.definitions._metadata import extract_elements
 from bankflow.definitions._parser import SourceDoc, build, check_schema

@@ -13,60 +13,23 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from bankflow.definitions._bpmn import (
+    CAMUNDA,
+    FLOW_NODES,
+    GATEWAYS,
+    ZEEBE,
+    is_bpmn,
+    local_name,
+    q,
+)
 from bankflow.models import Diagnostic, Severity
 
-BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
-ZEEBE = "http://camunda.org/schema/zeebe/1.0"
-
 _SCOPES = {"process", "subProcess", "transaction"}
-_GATEWAYS = {
-    "exclusiveGateway",
-    "inclusiveGateway",
-    "parallelGateway",
-    "eventBasedGateway",
-    "complexGateway",
-}
-_FLOW_NODES = _GATEWAYS | {
-    "task",
-    "userTask",
-    "manualTask",
-    "serviceTask",
-    "scriptTask",
-    "businessRuleTask",
-    "sendTask",
-    "receiveTask",
-    "callActivity",
-    "subProcess",
-    "transaction",
-    "adHocSubProcess",
-    "startEvent",
-    "endEvent",
-    "intermediateCatchEvent",
-    "intermediateThrowEvent",
-    "boundaryEvent",
-}
 # ISO-8601 as Camunda writes timers unquoted: durations, repeating intervals, date-times.
 _ISO_TIMER = re.compile(
     r"^(R\d*/[^\s]+|-?P(?=\d|T\d)[\dYMWD.,]*(T[\dHMS.,]*)?|\d{4}-\d{2}-\d{2}(T[\d:.,]+(Z|[+-][\d:]+)?)?)$"
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
-
-
-def q(local: str, ns: str = BPMN) -> str:
-    return f"{{{ns}}}{local}"
-
-
-def local_name(el: etree._Element) -> str:
-    tag = el.tag
-    if not isinstance(tag, str):
-        return ""
-    return etree.QName(tag).localname if tag.startswith("{") else tag
-
-
-def is_bpmn(el: etree._Element, *names: str) -> bool:
-    tag = el.tag
-    return isinstance(tag, str) and tag.startswith(f"{{{BPMN}}}") and local_name(el) in names
 
 
 class _Rewriter:
@@ -109,7 +72,7 @@ class _Rewriter:
 
     @staticmethod
     def nodes(scope: etree._Element) -> list[etree._Element]:
-        return [c for c in scope if is_bpmn(c, *_FLOW_NODES)]
+        return [c for c in scope if is_bpmn(c, *FLOW_NODES)]
 
     @staticmethod
     def flows(scope: etree._Element) -> list[etree._Element]:
@@ -188,7 +151,7 @@ class _Rewriter:
         for node in self.nodes(scope):
             kind = local_name(node)
             outgoing = by_source.get(node.get("id", ""), [])
-            if kind in _GATEWAYS or kind == "startEvent" or len(outgoing) < 2:
+            if kind in GATEWAYS or kind == "startEvent" or len(outgoing) < 2:
                 continue
             conditional = [f for f in outgoing if f.find(q("conditionExpression")) is not None]
             default = node.get("default")

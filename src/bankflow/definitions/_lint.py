@@ -20,51 +20,22 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from bankflow.definitions._bpmn import (
+    ACTIVITIES,
+    BPMN,
+    CAMUNDA,
+    EVENTS,
+    FLOW_NODES,
+    GATEWAYS,
+    SUBPROCESSES,
+)
 from bankflow.models import Diagnostic, Severity
 
 __all__ = ["juel_to_python", "lint_bpmn"]
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-
-_TASKS = frozenset(
-    [
-        "task",
-        "userTask",
-        "manualTask",
-        "serviceTask",
-        "scriptTask",
-        "businessRuleTask",
-        "sendTask",
-        "receiveTask",
-        "callActivity",
-    ]
-)
-_SUBPROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
-_ACTIVITIES = _TASKS | _SUBPROCESSES
-_EVENTS = frozenset(
-    [
-        "startEvent",
-        "endEvent",
-        "intermediateCatchEvent",
-        "intermediateThrowEvent",
-        "boundaryEvent",
-        "implicitThrowEvent",
-    ]
-)
-_GATEWAYS = frozenset(
-    [
-        "exclusiveGateway",
-        "inclusiveGateway",
-        "parallelGateway",
-        "eventBasedGateway",
-        "complexGateway",
-    ]
-)
-_FLOW_NODES = _ACTIVITIES | _EVENTS | _GATEWAYS
 _HUMAN_TASKS = frozenset({"userTask", "manualTask"})
 _ASSIGNMENT_ATTRIBUTES = tuple(
-    f"{{{CAMUNDA_NS}}}{name}" for name in ("candidateGroups", "candidateUsers", "assignee")
+    f"{{{CAMUNDA}}}{name}" for name in ("candidateGroups", "candidateUsers", "assignee")
 )
 _PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "x-python"})
 
@@ -76,7 +47,7 @@ def _kind(el: etree._Element) -> str:
     """BPMN local name, or "" for foreign elements, comments and processing instructions,
     whatever prefix the tool chose."""
     tag = el.tag
-    prefix = f"{{{BPMN_NS}}}"
+    prefix = f"{{{BPMN}}}"
     if not isinstance(tag, str) or not tag.startswith(prefix):
         return ""
     return tag[len(prefix) :]
@@ -90,7 +61,7 @@ def _children(el: etree._Element, *kinds: str) -> Iterator[etree._Element]:
 
 
 def _descendants(el: etree._Element, kind: str) -> Iterator[etree._Element]:
-    for child in el.iter(f"{{{BPMN_NS}}}{kind}"):
+    for child in el.iter(f"{{{BPMN}}}{kind}"):
         if child is not el:
             yield child
 
@@ -133,11 +104,11 @@ def _condition(flow: etree._Element) -> str | None:
 
 
 def _is_event_subprocess(el: etree._Element) -> bool:
-    return _kind(el) in _SUBPROCESSES and _is_true(el, "triggeredByEvent")
+    return _kind(el) in SUBPROCESSES and _is_true(el, "triggeredByEvent")
 
 
 def _is_link_event(el: etree._Element) -> bool:
-    return _kind(el) in _EVENTS and _has_definition(el, "linkEventDefinition")
+    return _kind(el) in EVENTS and _has_definition(el, "linkEventDefinition")
 
 
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -225,7 +196,7 @@ class _Scope:
             incoming[_attr(flow, "targetRef")].append(flow)
         return cls(
             element=element,
-            nodes=tuple(_children(element, *_FLOW_NODES)),
+            nodes=tuple(_children(element, *FLOW_NODES)),
             flows=flows,
             incoming=dict(incoming),
             outgoing=dict(outgoing),
@@ -252,7 +223,7 @@ def _walk(element: etree._Element) -> Iterator[_Scope]:
     scope = _Scope.of(element)
     yield scope
     for node in scope.nodes:
-        if _kind(node) in _SUBPROCESSES:
+        if _kind(node) in SUBPROCESSES:
             yield from _walk(node)
 
 
@@ -386,7 +357,7 @@ def _flow_shape(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     things at once: all run, but rarely the way the drawing reads."""
     for node in scope.nodes:
         what, ins, outs = _describe(node), scope.ins(node), scope.outs(node)
-        if _kind(node) in _GATEWAYS:
+        if _kind(node) in GATEWAYS:
             if len(ins) > 1 and len(outs) > 1:
                 yield file.diagnostic(
                     node,
@@ -444,7 +415,7 @@ def _conditional_flows(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                     Severity.WARNING,
                     f"{_describe(flow)} leaving {_describe(node)} has no condition: {hint}",
                 )
-        elif kind in _ACTIVITIES:
+        elif kind in ACTIVITIES:
             for flow in outs:
                 if _condition(flow) is not None:
                     yield file.diagnostic(
@@ -464,9 +435,9 @@ def _label_required(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     unlabeled: list[etree._Element] = []
     for node in scope.nodes:
         kind = _kind(node)
-        if kind in ("parallelGateway", "eventBasedGateway") or kind in _SUBPROCESSES:
+        if kind in ("parallelGateway", "eventBasedGateway") or kind in SUBPROCESSES:
             continue
-        if kind in _GATEWAYS and len(scope.outs(node)) < 2:
+        if kind in GATEWAYS and len(scope.outs(node)) < 2:
             continue
         unlabeled.append(node)
     unlabeled += [flow for flow in scope.flows if _condition(flow) is not None]

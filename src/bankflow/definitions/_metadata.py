@@ -12,35 +12,11 @@ from collections.abc import Iterator
 
 from lxml import etree
 
-from bankflow.definitions._compat import BPMN, CAMUNDA, local_name, q
+from bankflow.definitions._bpmn import BPMN, CAMUNDA, FLOW_NODES, SUBPROCESSES, local_name, q
 from bankflow.models import ElementInfo, FormField
 
 __all__ = ["extract_elements"]
 
-# Containers whose children are flow nodes of the same process.
-_CONTAINERS = frozenset({"subProcess", "transaction", "adHocSubProcess"})
-_FLOW_NODES = _CONTAINERS | {
-    "task",
-    "userTask",
-    "manualTask",
-    "serviceTask",
-    "scriptTask",
-    "businessRuleTask",
-    "sendTask",
-    "receiveTask",
-    "callActivity",
-    "exclusiveGateway",
-    "inclusiveGateway",
-    "parallelGateway",
-    "eventBasedGateway",
-    "complexGateway",
-    "startEvent",
-    "endEvent",
-    "intermediateCatchEvent",
-    "intermediateThrowEvent",
-    "implicitThrowEvent",
-    "boundaryEvent",
-}
 # Resource assignments we can read without an expression engine: `user(x)`, `group(x)`
 # (Activiti/Flowable style) or a bare name, as Signavio and Trisotech write it.
 _FUNCTION = re.compile(r"(user|group)\(\s*([^()]*?)\s*\)")
@@ -61,12 +37,12 @@ def extract_elements(root: etree._Element, *, process_id: str) -> list[ElementIn
 def _walk(
     container: etree._Element, process_id: str, lanes: dict[str, str], inherited: str | None
 ) -> Iterator[ElementInfo]:
-    for el in _children(container, *_FLOW_NODES):
+    for el in _children(container, *FLOW_NODES):
         element_id = _attr(el, "id")
         lane = lanes.get(element_id or "", inherited)
         if element_id is not None:
             yield _info(el, element_id, process_id, lane)
-        if local_name(el) in _CONTAINERS:
+        if local_name(el) in SUBPROCESSES:
             yield from _walk(el, process_id, lanes, lane)
 
 

@@ -23,7 +23,7 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
 
-from bankflow.definitions._compat import BPMN, CAMUNDA, ZEEBE, local_name, q
+from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.models import Diagnostic, Severity
 
 __all__ = ["BuildOutcome", "SourceDoc", "build", "check_schema", "service_name"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from bankflow.definitions._compat import CAMUNDA, q
+from bankflow.definitions._bpmn import CAMUNDA, SPIFF, q
 
 __all__ = ["called_processes", "decision_refs"]
-
-_SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
 def decision_refs(root: etree._Element) -> set[str]:
@@ -16,7 +14,7 @@ def decision_refs(root: etree._Element) -> set[str]:
     refs = set()
     for task in root.iter(q("businessRuleTask")):
         ref = task.get(q("decisionRef", CAMUNDA))
-        called = task.find(f"{q('extensionElements')}/{{{_SPIFF}}}calledDecisionId")
+        called = task.find(f"{q('extensionElements')}/{{{SPIFF}}}calledDecisionId")
         if called is not None and called.text:
             ref = called.text.strip()
         if ref:
