@@ -74,13 +74,13 @@ class Row:
 
 
 def print_table(rows: Sequence[Row]) -> None:
-    header = ("figure", "bankflow", "baseline", "ratio", "target", "")
+    header = ("figure", "bankflow", "baseline", "ratio", "target", "result")
     cells = [header] + [
         (r.figure, r.bankflow, r.baseline, r.ratio, r.target, _verdict(r.met)) for r in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     for n, line in enumerate(cells):
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * width for width in widths))
 

@@ -22,6 +22,7 @@ import _inbox
 from _report import Rates, Row, interleaved, machine, percentile, print_table
 from _storage import footprints
 from _workload import (
+    Application,
     Applications,
     BankflowRunner,
     NaiveRunner,
@@ -50,7 +51,7 @@ class Sizes:
 
 FULL = Sizes(
     batch=300,
-    rounds=7,
+    rounds=9,
     warmup=30,
     inbox_seed=1_000,
     inbox_sizes=(1_000, 10_000, 100_000),
@@ -137,7 +138,7 @@ def _print_rates(rates: Rates, sizes: Sizes) -> None:
         print(f"  {name:<24} median {rates.median(name):7.0f} inst/s   rounds: {rounds}")
 
 
-def _profile(runner: Runner, batch: Sequence[object]) -> None:
+def _profile(runner: Runner, batch: Sequence[Application]) -> None:
     profiler = cProfile.Profile()
     profiler.runcall(runner.run, batch)
     print(f"\ncProfile of {runner.name}, {len(batch)} instances (top 25, cumulative):")

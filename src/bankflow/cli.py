@@ -320,7 +320,10 @@ def claim(
     """Take a task: it becomes yours until you complete or unclaim it."""
     with _engine() as engine:
         task = engine.tasks.claim(task_id, user=user, groups=_groups(groups))
-    _dump(task) if as_json else out.print(f"{task.id} claimed by {task.assignee}")
+    if as_json:
+        _dump(task)
+    else:
+        out.print(f"{task.id} claimed by {task.assignee}")
 
 
 @app.command()
@@ -330,7 +333,10 @@ def unclaim(
     """Give a claimed task back to its candidates."""
     with _engine() as engine:
         task = engine.tasks.unclaim(task_id, user=user, groups=_groups(groups))
-    _dump(task) if as_json else out.print(f"{task.id} is unassigned")
+    if as_json:
+        _dump(task)
+    else:
+        out.print(f"{task.id} is unassigned")
 
 
 @app.command()
@@ -344,7 +350,10 @@ def delegate(
     """Hand a task to another user."""
     with _engine() as engine:
         task = engine.tasks.delegate(task_id, user=user, to_user=to, groups=_groups(groups))
-    _dump(task) if as_json else out.print(f"{task.id} delegated to {task.assignee}")
+    if as_json:
+        _dump(task)
+    else:
+        out.print(f"{task.id} delegated to {task.assignee}")
 
 
 @app.command()
@@ -442,7 +451,10 @@ def history(
             if instance_id is not None
             else engine.history.for_actor(actor or "")
         )
-    _dump(events) if as_json else out.print(_history_table(events))
+    if as_json:
+        _dump(events)
+    else:
+        out.print(_history_table(events))
 
 
 @app.command()

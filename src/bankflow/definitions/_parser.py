@@ -8,7 +8,7 @@ here, so upgrading SpiffWorkflow touches one file.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,9 +24,18 @@ from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTa
 from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
 
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
+from bankflow.definitions._compat import rewrite
+from bankflow.definitions._source import SourceFile, parse
 from bankflow.models import Diagnostic, Severity
 
-__all__ = ["BuildOutcome", "SourceDoc", "build", "check_schema", "service_name"]
+__all__ = [
+    "BuildOutcome",
+    "SourceDoc",
+    "build",
+    "build_process",
+    "check_schema",
+    "service_name",
+]
 
 _SCHEMA_DIR = Path(_bpmn_parser.__file__).parent / "schema"
 
@@ -317,6 +326,31 @@ def build(
             if called:
                 outcome.calls.append((file, call.get("id", ""), called))
     return outcome
+
+
+def build_process(
+    process_key: str, sources: Iterable[tuple[str, bytes, str]]
+) -> tuple[Any, dict[str, Any]]:
+    """The spec and sub-process specs of a deployed process, from its stored sources
+    (name, content, "bpmn"/"dmn"), rewritten exactly as deploy checked them."""
+    parser = BankflowBpmnParser()
+    docs: dict[str, SourceDoc] = {}
+    bpmn_docs = []
+    for name, content, kind in sources:
+        root = parse(SourceFile(display=name, name=name, content=content))
+        if isinstance(root, Diagnostic):
+            raise ValueError(f"stored definition {name} no longer parses: {root.message}")
+        doc = docs[name] = SourceDoc(name=name, root=root)
+        if kind == "dmn":
+            _add_decisions(doc, parser, None, docs)
+        else:
+            rewrite(doc.root, file=name)
+            bpmn_docs.append(doc)
+    for doc in bpmn_docs:
+        parser.add_bpmn_xml(doc.root, filename=doc.name)
+    spec = parser.get_spec(process_key)
+    called = parser.get_subprocess_specs(process_key, require_call_activity_specs=False)
+    return spec, {key: value for key, value in called.items() if value is not None}
 
 
 def _split_decisions(root: etree._Element) -> list[etree._Element]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -29,8 +29,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-from bankflow.definitions._compat import rewrite
-from bankflow.definitions._parser import BankflowBpmnParser
+from bankflow.definitions._parser import build_process
 
 __all__ = [
     "Failure",
@@ -93,29 +92,9 @@ class Runnable:
 
 
 def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) -> Runnable:
-    """Parse the stored sources (name, content, kind) the same way deploy checked them."""
-    from bankflow.definitions._parser import SourceDoc, _add_decisions
-    from bankflow.definitions._source import SourceFile, parse
-
-    parser = BankflowBpmnParser()
-    docs: dict[str, SourceDoc] = {}
-    bpmn_roots = []
-    for name, content, kind in sources:
-        root = parse(SourceFile(display=name, name=name, content=content))
-        if not hasattr(root, "tag"):
-            raise ValueError(f"stored definition {name} no longer parses: {root}")
-        doc = SourceDoc(name=name, root=root)  # type: ignore[arg-type]
-        docs[name] = doc
-        if kind == "dmn":
-            _add_decisions(doc, parser, None, docs)
-        else:
-            rewrite(doc.root, file=name)
-            bpmn_roots.append(doc)
-    for doc in bpmn_roots:
-        parser.add_bpmn_xml(doc.root, filename=doc.name)
-    spec = parser.get_spec(process_key)
-    subprocess_specs = parser.get_subprocess_specs(process_key, require_call_activity_specs=False)
-    return Runnable(spec=spec, subprocess_specs={k: v for k, v in subprocess_specs.items() if v})
+    """Build a stored process (and what it calls) exactly as deploy checked it."""
+    spec, subprocess_specs = build_process(process_key, sources)
+    return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
 
 class _Workflow(BpmnWorkflow):  # type: ignore[misc]
@@ -356,6 +335,3 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
 def errored_task(workflow: BpmnWorkflow) -> str | None:
     task = workflow.get_next_task(state=TaskState.ERROR)
     return None if task is None else str(task.id)
-
-
-Callback = Callable[[str], None]
