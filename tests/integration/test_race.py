@@ -65,6 +65,8 @@ RACER = textwrap.dedent(
 
 @pytest.mark.parametrize("overlap", ["yes", "no"], ids=["forced-overlap", "free-race"])
 def test_two_processes_complete_one_task(db_url: str, tmp_path: Path, overlap: str) -> None:
+    if overlap == "yes" and db_url.startswith("sqlite"):
+        pytest.skip("SQLite takes the write lock before reading: two writes cannot overlap")
     (tmp_path / "approve.bpmn").write_text(PROCESS)
     with Engine(db_url, migrate=True) as engine:
         engine.definitions.deploy(tmp_path / "approve.bpmn")

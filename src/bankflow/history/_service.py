@@ -18,12 +18,12 @@ class History:
         self._store = RuntimeStore()
 
     def for_instance(self, instance_id: str, *, limit: int = 1000, offset: int = 0) -> list[Event]:
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             rows = self._store.events(session, instance_id=instance_id, limit=limit, offset=offset)
         return [_model(r) for r in rows]
 
     def for_actor(self, actor: str, *, limit: int = 1000, offset: int = 0) -> list[Event]:
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             rows = self._store.events(session, actor=actor, limit=limit, offset=offset)
         return [_model(r) for r in rows]
 

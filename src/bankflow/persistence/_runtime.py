@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.orm import Session
 
 from bankflow.persistence._schema import (
     EventRow,
@@ -29,6 +28,51 @@ _instance: Table = InstanceRow.__table__  # type: ignore[assignment]
 _task: Table = TaskRow.__table__  # type: ignore[assignment]
 _candidate: Table = TaskCandidateRow.__table__  # type: ignore[assignment]
 _event: Table = EventRow.__table__  # type: ignore[assignment]
+
+
+# The hot path's statements, built once: constructing a statement costs more than running
+# it on SQLite.
+_INSERT_INSTANCE = insert(_instance)
+_UPDATE_INSTANCE = (
+    update(_instance)
+    .where(_instance.c.id == bindparam("b_id"), _instance.c.revision == bindparam("b_revision"))
+    .values(
+        revision=bindparam("b_revision") + 1,
+        status=bindparam("status"),
+        state=bindparam("state"),
+        state_format=bindparam("state_format"),
+        data=bindparam("data"),
+        failure=bindparam("failure"),
+        updated_at=bindparam("updated_at"),
+        ended_at=bindparam("ended_at"),
+    )
+)
+_SELECT_INSTANCE = select(_instance).where(_instance.c.id == bindparam("b_id"))
+_SELECT_INSTANCE_OF_TASK = (
+    select(_instance)
+    .join(_task, _task.c.instance_id == _instance.c.id)
+    .where(_task.c.id == bindparam("b_task"))
+)
+_SELECT_TASKS_OF = (
+    select(_task)
+    .where(_task.c.instance_id == bindparam("b_id"))
+    .order_by(_task.c.created_at, _task.c.id)
+)
+_INSERT_TASK = insert(_task)
+_INSERT_CANDIDATE = insert(_candidate)
+# Candidates go with their task (ON DELETE CASCADE).
+_DELETE_TASK = delete(_task).where(_task.c.id == bindparam("b_id"))
+_INSERT_EVENT = insert(_event)
+_LATEST_DEFINITION = (
+    select(ProcessDefinitionRow.id)
+    .where(ProcessDefinitionRow.key == bindparam("b_key"))
+    .order_by(ProcessDefinitionRow.version.desc())
+    .limit(1)
+)
+_DEFINITION_VERSION = select(ProcessDefinitionRow.id).where(
+    ProcessDefinitionRow.key == bindparam("b_key"),
+    ProcessDefinitionRow.version == bindparam("b_version"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,38 +100,40 @@ class RuntimeStore:
 
     # -- instances ----------------------------------------------------------------------
 
-    def insert_instance(self, session: Session, values: dict[str, Any]) -> None:
-        session.execute(insert(_instance), values)
+    def insert_instance(self, conn: Connection, values: dict[str, Any]) -> None:
+        conn.execute(_INSERT_INSTANCE, values)
 
     def update_instance(
-        self, session: Session, instance_id: str, revision: int, values: dict[str, Any]
+        self, conn: Connection, instance_id: str, revision: int, values: dict[str, Any]
     ) -> bool:
         """Guarded by the revision the caller read: False when someone else moved first."""
-        result = session.execute(
-            update(_instance)
-            .where(_instance.c.id == instance_id, _instance.c.revision == revision)
-            .values(revision=revision + 1, **values)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        params = {"b_id": instance_id, "b_revision": revision, **values}
+        return bool(conn.execute(_UPDATE_INSTANCE, params).rowcount == 1)
 
-    def instance(self, session: Session, instance_id: str) -> RowMapping | None:
-        return (
-            session.execute(select(_instance).where(_instance.c.id == instance_id))
-            .mappings()
-            .one_or_none()
-        )
+    def instance(self, conn: Connection, instance_id: str) -> RowMapping | None:
+        return conn.execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().one_or_none()
 
-    def instance_header(self, session: Session, instance_id: str) -> RowMapping | None:
+    def instance_of_task(self, conn: Connection, task_id: str) -> RowMapping | None:
+        found = conn.execute(_SELECT_INSTANCE_OF_TASK, {"b_task": task_id})
+        return found.mappings().one_or_none()
+
+    def definition_id(self, conn: Connection, key: str, version: int | None) -> str | None:
+        """The latest (or the given) version's definition id."""
+        if version is None:
+            return conn.scalar(_LATEST_DEFINITION, {"b_key": key})
+        return conn.scalar(_DEFINITION_VERSION, {"b_key": key, "b_version": version})
+
+    def instance_header(self, conn: Connection, instance_id: str) -> RowMapping | None:
         """Everything but the state blob."""
         columns = [c for c in _instance.c if c.name != "state"]
         return (
-            session.execute(select(*columns).where(_instance.c.id == instance_id))
+            conn.execute(select(*columns).where(_instance.c.id == instance_id))
             .mappings()
             .one_or_none()
         )
 
-    def business_key_taken(self, session: Session, process_key: str, business_key: str) -> bool:
-        found = session.execute(
+    def business_key_taken(self, conn: Connection, process_key: str, business_key: str) -> bool:
+        found = conn.execute(
             select(_instance.c.id).where(
                 _instance.c.process_key == process_key,
                 _instance.c.business_key == business_key,
@@ -97,7 +143,7 @@ class RuntimeStore:
 
     def list_instances(
         self,
-        session: Session,
+        conn: Connection,
         *,
         process_key: str | None,
         status: str | None,
@@ -114,19 +160,19 @@ class RuntimeStore:
         if business_key is not None:
             query = query.where(_instance.c.business_key == business_key)
         query = query.order_by(_instance.c.started_at.desc(), _instance.c.id)
-        return list(session.execute(query.limit(limit).offset(offset)).mappings())
+        return list(conn.execute(query.limit(limit).offset(offset)).mappings())
 
-    def definition_version(self, session: Session, definition_id: str) -> int | None:
-        return session.scalar(
+    def definition_version(self, conn: Connection, definition_id: str) -> int | None:
+        return conn.scalar(
             select(ProcessDefinitionRow.version).where(ProcessDefinitionRow.id == definition_id)
         )
 
     # -- tasks --------------------------------------------------------------------------
 
-    def insert_tasks(self, session: Session, tasks: Sequence[dict[str, Any]]) -> None:
+    def insert_tasks(self, conn: Connection, tasks: Sequence[dict[str, Any]]) -> None:
         if not tasks:
             return
-        session.execute(insert(_task), list(tasks))
+        conn.execute(_INSERT_TASK, list(tasks))
         candidates = [
             {"task_id": t["id"], "kind": kind, "value": value, "created_at": t["created_at"]}
             for t in tasks
@@ -134,28 +180,25 @@ class RuntimeStore:
             for value in dict.fromkeys(values)
         ]
         if candidates:
-            session.execute(insert(_candidate), candidates)
+            conn.execute(_INSERT_CANDIDATE, candidates)
 
-    def delete_tasks(self, session: Session, task_ids: Iterable[str]) -> None:
-        ids = list(task_ids)
-        if not ids:
-            return
-        session.execute(delete(_candidate).where(_candidate.c.task_id.in_(ids)))
-        session.execute(delete(_task).where(_task.c.id.in_(ids)))
+    def delete_tasks(self, conn: Connection, task_ids: Iterable[str]) -> None:
+        ids = [{"b_id": task_id} for task_id in task_ids]
+        if ids:
+            conn.execute(_DELETE_TASK, ids)
 
-    def task_ids_of(self, session: Session, instance_id: str) -> list[str]:
-        return list(session.scalars(select(_task.c.id).where(_task.c.instance_id == instance_id)))
+    def task_ids_of(self, conn: Connection, instance_id: str) -> list[str]:
+        return list(conn.scalars(select(_task.c.id).where(_task.c.instance_id == instance_id)))
 
-    def task(self, session: Session, task_id: str) -> RowMapping | None:
-        return session.execute(select(_task).where(_task.c.id == task_id)).mappings().one_or_none()
+    def task(self, conn: Connection, task_id: str) -> RowMapping | None:
+        return conn.execute(select(_task).where(_task.c.id == task_id)).mappings().one_or_none()
 
-    def tasks_of(self, session: Session, instance_id: str) -> list[RowMapping]:
-        query = select(_task).where(_task.c.instance_id == instance_id)
-        return list(session.execute(query.order_by(_task.c.created_at, _task.c.id)).mappings())
+    def tasks_of(self, conn: Connection, instance_id: str) -> list[RowMapping]:
+        return list(conn.execute(_SELECT_TASKS_OF, {"b_id": instance_id}).mappings())
 
     def set_assignee(
         self,
-        session: Session,
+        conn: Connection,
         task_id: str,
         *,
         expected: str | None,
@@ -166,10 +209,10 @@ class RuntimeStore:
         condition = _task.c.assignee.is_(None) if expected is None else _task.c.assignee == expected
         values: dict[str, Any] = {"assignee": assignee}
         if add_user is not None:
-            row = self.task(session, task_id)
+            row = self.task(conn, task_id)
             if row is not None and add_user not in row["candidate_users"]:
                 values["candidate_users"] = [*row["candidate_users"], add_user]
-                session.execute(
+                conn.execute(
                     insert(_candidate),
                     {
                         "task_id": task_id,
@@ -178,13 +221,13 @@ class RuntimeStore:
                         "created_at": row["created_at"],
                     },
                 )
-        result = session.execute(
+        result = conn.execute(
             update(_task).where(_task.c.id == task_id, condition).values(**values)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return bool(result.rowcount == 1)
 
     def query_tasks(
-        self, session: Session, filters: TaskFilter, *, order: str, limit: int, offset: int
+        self, conn: Connection, filters: TaskFilter, *, order: str, limit: int, offset: int
     ) -> list[RowMapping]:
         query = select(_task)
         if filters.groups or filters.candidate_user:
@@ -226,18 +269,18 @@ class RuntimeStore:
         if filters.due_after is not None:
             query = query.where(_task.c.due_at > filters.due_after)
         query = query.order_by(*order_by).limit(limit).offset(offset)
-        return list(session.execute(query).mappings())
+        return list(conn.execute(query).mappings())
 
     # -- history ------------------------------------------------------------------------
 
-    def insert_events(self, session: Session, events: Sequence[dict[str, Any]]) -> None:
+    def insert_events(self, conn: Connection, events: Sequence[dict[str, Any]]) -> None:
         if events:
-            session.execute(insert(_event), list(events))
+            conn.execute(_INSERT_EVENT, list(events))
 
-    def task_outcome(self, session: Session, task_id: str) -> RowMapping | None:
+    def task_outcome(self, conn: Connection, task_id: str) -> RowMapping | None:
         """How a task that is no longer waiting ended (completed or cancelled), if it did."""
         return (
-            session.execute(
+            conn.execute(
                 select(_event.c.type, _event.c.actor, _event.c.at, _event.c.instance_id)
                 .where(
                     _event.c.task_id == task_id,
@@ -251,7 +294,7 @@ class RuntimeStore:
 
     def events(
         self,
-        session: Session,
+        conn: Connection,
         *,
         instance_id: str | None = None,
         actor: str | None = None,
@@ -264,4 +307,4 @@ class RuntimeStore:
         if actor is not None:
             query = query.where(_event.c.actor == actor)
         query = query.order_by(_event.c.id).limit(limit).offset(offset)
-        return list(session.execute(query).mappings())
+        return list(conn.execute(query).mappings())

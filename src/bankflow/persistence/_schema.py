@@ -204,7 +204,9 @@ class TaskCandidateRow(Base):
     __tablename__ = "bf_task_candidate"
     __table_args__ = (Index(None, "kind", "value", "created_at", "task_id"),)
 
-    task_id: Mapped[str] = mapped_column(ForeignKey("bf_task.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("bf_task.id", ondelete="CASCADE"), primary_key=True
+    )
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from bankflow._clock import Clock
 from bankflow.errors import (
+    BankflowError,
     ConcurrencyError,
     DatabaseError,
     DuplicateBusinessKey,
@@ -35,7 +37,7 @@ from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
 
-__all__ = ["Change", "Executor", "Read", "task_model"]
+__all__ = ["Change", "Executor", "Read", "task_gone", "task_model"]
 
 
 @dataclass
@@ -98,100 +100,151 @@ class Executor:
 
     def start(
         self,
-        definition_id: str,
+        process_key: str,
         *,
+        version: int | None,
         business_key: str | None,
         data: dict[str, Any],
         actor: str | None,
     ) -> Instance:
-        definition = self._catalog.get(definition_id)
-        if business_key is not None:
-            with self._db.transaction() as session:
-                taken = self._store.business_key_taken(session, definition.key, business_key)
-            if taken:
-                raise _duplicate(definition.key, business_key)
-        now = self._clock.now()
-        instance_id = str(uuid.uuid4())
-        header = {
-            "id": instance_id,
-            "definition_id": definition_id,
-            "process_key": definition.key,
-            "business_key": business_key,
-            "started_by": actor,
-            "started_at": now,
-            "revision": 0,
-        }
-        failure = None
         try:
-            workflow = _spiff.start(definition.runnable, data)
-        except _spiff.StepError as exc:
-            workflow, failure = exc.workflow, exc.failure
-        events = [
-            _event(header, "instance_started", now, actor=actor, data=_spiff.convert_data(data))
-        ]
-        try:
-            return self._persist(
-                header, definition, workflow, failure, events, {}, now, actor=actor, new=True
-            )
+            with self._db.connect(write=True) as conn:
+                definition_id = self._store.definition_id(conn, process_key, version)
+                if definition_id is None:
+                    which = f"version {version} of " if version is not None else ""
+                    raise NotFound(
+                        f"no {which}process definition {process_key!r} is deployed",
+                        kind="process",
+                        key=process_key,
+                    )
+                if business_key is not None and self._store.business_key_taken(
+                    conn, process_key, business_key
+                ):
+                    raise _duplicate(process_key, business_key)
+                definition = self._catalog.get(definition_id)
+                now = self._clock.now()
+                header = {
+                    "id": str(uuid.uuid4()),
+                    "definition_id": definition_id,
+                    "process_key": definition.key,
+                    "business_key": business_key,
+                    "started_by": actor,
+                    "started_at": now,
+                    "revision": 0,
+                }
+                failure = None
+                try:
+                    workflow = _spiff.start(definition.runnable, data)
+                except _spiff.StepError as exc:
+                    workflow, failure = exc.workflow, exc.failure
+                started = _event(
+                    header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
+                )
+                instance = self._persist(
+                    conn,
+                    header,
+                    definition,
+                    workflow,
+                    failure,
+                    [started],
+                    {},
+                    now,
+                    actor=actor,
+                    new=True,
+                )
         except DatabaseError as exc:
             if business_key is not None and isinstance(exc.__cause__, IntegrityError):
-                raise _duplicate(definition.key, business_key) from None
+                raise _duplicate(process_key, business_key) from None
             raise
+        self._cache.checkin(instance.id, instance.revision, workflow)
+        return instance
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def read(self, instance_id: str) -> Read:
+        with self._db.connect() as conn:
+            return self._read_instance(conn, instance_id)
+
+    def read_task(self, task_id: str) -> Read:
+        """The instance a waiting task belongs to."""
+        with self._db.connect() as conn:
+            return self._read_task(conn, task_id)
+
+    def _read_instance(self, conn: Connection, instance_id: str) -> Read:
+        row = self._store.instance(conn, instance_id)
+        if row is None:
+            raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
+        return self._read(conn, row)
+
+    def _read_task(self, conn: Connection, task_id: str) -> Read:
+        row = self._store.instance_of_task(conn, task_id)
+        if row is None:
+            raise task_gone(self._store, conn, task_id)
+        return self._read(conn, row)
+
+    def _read(self, conn: Connection, row: RowMapping) -> Read:
+        tasks = {t["id"]: t for t in self._store.tasks_of(conn, row["id"])}
+        return Read(row=row, tasks=tasks, definition=self._catalog.get(row["definition_id"]))
 
     # -- change ---------------------------------------------------------------------------
 
-    def read(self, instance_id: str) -> Read:
-        with self._db.transaction() as session:
-            row = self._store.instance(session, instance_id)
-            if row is None:
-                raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
-            tasks = {t["id"]: t for t in self._store.tasks_of(session, instance_id)}
-        return Read(row=row, tasks=tasks, definition=self._catalog.get(row["definition_id"]))
-
     def change(
         self,
-        instance_id: str,
         action: Action,
         *,
+        instance_id: str | None = None,
+        task_id: str | None = None,
         actor: str | None,
         statuses: Sequence[InstanceStatus] = (InstanceStatus.RUNNING,),
     ) -> Instance:
-        read = self.read(instance_id)
-        status = InstanceStatus(read.row["status"])
-        if status not in statuses:
-            raise InvalidState(f"instance {instance_id} is {status.value}", instance_id=instance_id)
-        change = action(read)  # validates; raises before anything changed
-        row = read.row
-        workflow = self._cache.checkout(instance_id, row["revision"])
-        if workflow is None:
-            workflow = _spiff.load_state(row["state"], read.definition.runnable)
-        now = self._clock.now()
-        failure = None
-        try:
-            change.run(workflow)
-        except _spiff.StepError as exc:
-            failure = exc.failure
-        header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
-        header.update(
-            started_by=row["started_by"], started_at=row["started_at"], revision=row["revision"]
-        )
-        return self._persist(
-            header,
-            read.definition,
-            workflow,
-            failure,
-            change.events,
-            read.tasks,
-            now,
-            actor=actor,
-            done=change.done_task_ids,
-            status=change.status,
-        )
+        """Read, validate, change and write the instance (found by id or by one of its
+        waiting tasks) in one transaction."""
+        with self._db.connect(write=True) as conn:
+            if task_id is not None:
+                read = self._read_task(conn, task_id)
+            else:
+                read = self._read_instance(conn, instance_id or "")
+            row = read.row
+            status = InstanceStatus(row["status"])
+            if status not in statuses:
+                raise InvalidState(f"instance {row['id']} is {status.value}", instance_id=row["id"])
+            change = action(read)  # validates; raises before anything changed
+            workflow = self._cache.checkout(row["id"], row["revision"])
+            if workflow is None:
+                workflow = _spiff.load_state(row["state"], read.definition.runnable)
+            now = self._clock.now()
+            failure = None
+            try:
+                change.run(workflow)
+            except _spiff.StepError as exc:
+                failure = exc.failure
+            header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
+            header.update(
+                started_by=row["started_by"], started_at=row["started_at"], revision=row["revision"]
+            )
+            instance = self._persist(
+                conn,
+                header,
+                read.definition,
+                workflow,
+                failure,
+                change.events,
+                read.tasks,
+                now,
+                actor=actor,
+                done=change.done_task_ids,
+                status=change.status,
+            )
+        # Only a committed change goes back to the cache; on any error the workflow object
+        # (already changed in memory) is dropped and the next call reloads the stored state.
+        self._cache.checkin(instance.id, instance.revision, workflow)
+        return instance
 
     # -- write ----------------------------------------------------------------------------
 
     def _persist(
         self,
+        conn: Connection,
         header: dict[str, Any],
         definition: LoadedDefinition,
         workflow: Any,
@@ -276,21 +329,18 @@ class Executor:
             "ended_at": now if status in _ENDED else None,
         }
         revision = header["revision"]
-        # If this raises, the workflow object (changed in memory) is simply not cached.
-        with self._db.transaction(write=True) as session:
-            if new:
-                self._store.insert_instance(session, {**header, **values})
-            elif not self._store.update_instance(session, header["id"], revision, values):
-                raise ConcurrencyError(
-                    f"instance {header['id']} was changed by someone else; nothing was "
-                    "changed by this call",
-                    instance_id=header["id"],
-                )
-            self._store.delete_tasks(session, removed)
-            self._store.insert_tasks(session, inserted)
-            self._store.insert_events(session, events)
+        if new:
+            self._store.insert_instance(conn, {**header, **values})
+        elif not self._store.update_instance(conn, header["id"], revision, values):
+            raise ConcurrencyError(
+                f"instance {header['id']} was changed by someone else; nothing was "
+                "changed by this call",
+                instance_id=header["id"],
+            )
+        self._store.delete_tasks(conn, removed)
+        self._store.insert_tasks(conn, inserted)
+        self._store.insert_events(conn, events)
         new_revision = revision if new else revision + 1
-        self._cache.checkin(header["id"], new_revision, workflow)
         kept = [task_model(t) for task_id, t in existing.items() if task_id in ready_ids]
         tasks = sorted(kept + [task_model(t) for t in inserted], key=lambda t: (t.created_at, t.id))
         return Instance(
@@ -392,6 +442,24 @@ def _event(
 def event(read: Read, kind: str, at: datetime, **kwargs: Any) -> dict[str, Any]:
     """An event row for the instance ``read`` saw."""
     return _event(dict(read.row), kind, at, **kwargs)
+
+
+def task_gone(store: RuntimeStore, conn: Connection, task_id: str) -> BankflowError:
+    """No waiting task with this id: say who completed or cancelled it, if anyone did."""
+    ended = store.task_outcome(conn, task_id)
+    if ended is None:
+        return NotFound(
+            f"no waiting task {task_id} (it may have been completed or cancelled)",
+            kind="task",
+            key=task_id,
+        )
+    verb = "completed" if ended["type"] == "task_completed" else "cancelled"
+    by = f" by {ended['actor']}" if ended["actor"] else ""
+    return ConcurrencyError(
+        f"task {task_id} was already {verb}{by} at {ended['at'].isoformat()}",
+        instance_id=ended["instance_id"],
+        task_id=task_id,
+    )
 
 
 def task_model(row: RowMapping | dict[str, Any]) -> Task:

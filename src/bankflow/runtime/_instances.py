@@ -8,7 +8,7 @@ from typing import Any
 from bankflow._clock import Clock
 from bankflow.errors import InvalidState, NotFound
 from bankflow.models import FailureInfo, Instance, InstanceStatus
-from bankflow.persistence import Database, DefinitionStore
+from bankflow.persistence import Database
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._data import check_data
@@ -23,7 +23,6 @@ class Instances:
         self._clock = clock
         self._executor = executor
         self._store = RuntimeStore()
-        self._definitions = DefinitionStore()
 
     def start(
         self,
@@ -40,21 +39,12 @@ class Instances:
         raising: the instance exists and can be retried.
         """
         values = check_data(data)
-        with self._db.transaction() as session:
-            definition = self._definitions.get_process(session, process_key, version=version)
-        if definition is None:
-            which = f"version {version} of " if version is not None else ""
-            raise NotFound(
-                f"no {which}process definition {process_key!r} is deployed",
-                kind="process",
-                key=process_key,
-            )
         return self._executor.start(
-            definition.id, business_key=business_key, data=values, actor=user
+            process_key, version=version, business_key=business_key, data=values, actor=user
         )
 
     def get(self, instance_id: str) -> Instance:
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             row = self._store.instance_header(session, instance_id)
             if row is None:
                 raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
@@ -71,7 +61,7 @@ class Instances:
         offset: int = 0,
     ) -> builtins.list[Instance]:
         """Newest first; ``limit``/``offset`` page through the rest."""
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             rows = self._store.list_instances(
                 session,
                 process_key=process_key,
@@ -96,8 +86,8 @@ class Instances:
             )
 
         return self._executor.change(
-            instance_id,
             action,
+            instance_id=instance_id,
             actor=user,
             statuses=(InstanceStatus.RUNNING, InstanceStatus.FAILED),
         )
@@ -129,7 +119,10 @@ class Instances:
 
         try:
             return self._executor.change(
-                instance_id, action, actor=user, statuses=(InstanceStatus.FAILED,)
+                action,
+                instance_id=instance_id,
+                actor=user,
+                statuses=(InstanceStatus.FAILED,),
             )
         except InvalidState:
             raise InvalidState(

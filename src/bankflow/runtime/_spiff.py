@@ -299,7 +299,8 @@ def cancel(workflow: BpmnWorkflow) -> None:
 
 def human_tasks(workflow: BpmnWorkflow) -> list[HumanTask]:
     """User and manual tasks that are ready for a person, in tree order."""
-    ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+    workflows = [workflow, *workflow.subprocesses.values()]
+    ready = [t for wf in workflows for t in wf.tasks.values() if t.state == TaskState.READY]
     return [
         HumanTask(
             id=str(t.id),

@@ -13,16 +13,17 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
 from bankflow._clock import Clock
-from bankflow.errors import AccessDenied, ConcurrencyError, InvalidState, NotFound
+from bankflow.errors import AccessDenied, ConcurrencyError, InvalidState
 from bankflow.models import FormField, Instance, Task
 from bankflow.persistence import Database
 from bankflow.persistence._runtime import RuntimeStore, TaskFilter
 from bankflow.runtime import _spiff
 from bankflow.runtime._data import check_data
-from bankflow.runtime._executor import Change, Executor, Read, event, task_model
+from bankflow.runtime._executor import Change, Executor, Read, event, task_gone, task_model
 from bankflow.runtime._forms import FormRegistry
 
 __all__ = ["Tasks"]
@@ -69,14 +70,14 @@ class Tasks:
             due_before=due_before,
             due_after=due_after,
         )
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             rows = self._store.query_tasks(
                 session, filters, order=order, limit=limit, offset=offset
             )
         return [task_model(r) for r in rows]
 
     def get(self, task_id: str) -> Task:
-        with self._db.transaction() as session:
+        with self._db.connect() as session:
             return task_model(self._row(session, task_id))
 
     def form(self, task_id: str) -> tuple[FormField, ...]:
@@ -119,12 +120,9 @@ class Tasks:
     ) -> Instance:
         """Complete the task with ``data`` (validated first) and run on to the next wait."""
         values = check_data(data)
-        instance_id = self._instance_of(task_id)
 
         def action(read: Read) -> Change:
-            row = read.tasks.get(task_id)
-            if row is None:
-                raise _gone(task_id, instance_id)
+            row = read.tasks[task_id]
             _check_access(row, user=user, groups=groups, action="complete")
             element = read.definition.elements.get(row["element_id"])
             validated = self._forms.validate(
@@ -151,7 +149,7 @@ class Tasks:
                 done_task_ids={task_id},
             )
 
-        return self._executor.change(instance_id, action, actor=user)
+        return self._executor.change(action, task_id=task_id, actor=user)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -159,7 +157,7 @@ class Tasks:
         self, task_id: str, *, user: str, groups: Sequence[str], to: str | None, kind: str
     ) -> Task:
         now = self._clock.now()
-        with self._db.transaction(write=True) as session:
+        with self._db.connect(write=True) as session:
             row = self._row(session, task_id)
             current = row["assignee"]
             if kind == "task_claimed":
@@ -214,43 +212,15 @@ class Tasks:
             )
             return task_model(self._row(session, task_id))
 
-    def _row(self, session: Any, task_id: str) -> RowMapping:
-        row = self._store.task(session, task_id)
+    def _row(self, conn: Connection, task_id: str) -> RowMapping:
+        row = self._store.task(conn, task_id)
         if row is None:
-            ended = self._store.task_outcome(session, task_id)
-            if ended is not None:
-                verb = "completed" if ended["type"] == "task_completed" else "cancelled"
-                by = f" by {ended['actor']}" if ended["actor"] else ""
-                raise ConcurrencyError(
-                    f"task {task_id} was already {verb}{by} at {ended['at'].isoformat()}",
-                    instance_id=ended["instance_id"],
-                    task_id=task_id,
-                )
-            raise NotFound(
-                f"no waiting task {task_id} (it may have been completed or cancelled)",
-                kind="task",
-                key=task_id,
-            )
+            raise task_gone(self._store, conn, task_id)
         return row
 
-    def _instance_of(self, task_id: str) -> str:
-        with self._db.transaction() as session:
-            return str(self._row(session, task_id)["instance_id"])
-
     def _read(self, task_id: str) -> tuple[Read, RowMapping]:
-        read = self._executor.read(self._instance_of(task_id))
-        row = read.tasks.get(task_id)
-        if row is None:
-            raise _gone(task_id, read.row["id"])
-        return read, row
-
-
-def _gone(task_id: str, instance_id: str) -> ConcurrencyError:
-    return ConcurrencyError(
-        f"task {task_id} was completed or cancelled by someone else first",
-        instance_id=instance_id,
-        task_id=task_id,
-    )
+        read = self._executor.read_task(task_id)
+        return read, read.tasks[task_id]
 
 
 def _check_access(row: RowMapping, *, user: str, groups: Sequence[str], action: str) -> None:

@@ -119,7 +119,10 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["task_id"], ["bf_task.id"], name=op.f("fk_bf_task_candidate_task_id_bf_task")
+            ["task_id"],
+            ["bf_task.id"],
+            name=op.f("fk_bf_task_candidate_task_id_bf_task"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("task_id", "kind", "value", name=op.f("pk_bf_task_candidate")),
     )
