@@ -19,6 +19,7 @@ from typing import Any
 
 from _workload import application, complete_first, start
 from sqlalchemy import event
+from sqlalchemy.engine import Engine as SAEngine
 
 from bankflow import Engine
 
@@ -140,12 +141,12 @@ def captured_sql(engine: Engine) -> tuple[str, tuple[Any, ...]]:
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_rest: Any) -> None:
         seen.append((statement, tuple(parameters)))
 
-    sa_engine = engine._db.engine  # the engine's SQLAlchemy engine, only to listen
-    event.listen(sa_engine, "before_cursor_execute", record)
+    # Listening on the class hears every SQLAlchemy engine, bankflow's included.
+    event.listen(SAEngine, "before_cursor_execute", record)
     try:
         inbox(engine)
     finally:
-        event.remove(sa_engine, "before_cursor_execute", record)
+        event.remove(SAEngine, "before_cursor_execute", record)
     [query] = [s for s in seen if s[0].lstrip().upper().startswith("SELECT")]
     return query
 

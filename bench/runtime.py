@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _inbox
+import _workload
 from _report import Rates, Row, interleaved, machine, percentile, print_table
 from _storage import footprints
 from _workload import (
@@ -99,13 +100,13 @@ def throughput(tmp: Path, sizes: Sizes, *, profile: bool) -> list[Row]:
     try:
         interleaved(runners, [apps.take(sizes.warmup)])
         rates = interleaved(runners, [apps.take(sizes.batch) for _ in range(sizes.rounds)])
+        _print_rates(rates, sizes)
         if profile:
             _profile(runners[0], apps.take(sizes.batch))
     finally:
         engine.close()
         uncached.close()
         naive.close()
-    _print_rates(rates, sizes)
     raw, hand = RawRunner.name, NaiveRunner.name
     return [
         _throughput_row("P1 bankflow / raw SpiffWorkflow", rates, BANKFLOW, raw, 0.5),
@@ -246,7 +247,7 @@ def _bytes_row(figure: str, ours: int, theirs: int, target: float | None) -> Row
         bankflow=f"{ours} B",
         baseline=f"{theirs} B",
         ratio=_ratio(ratio),
-        target="" if target is None else "<= 0.33x",
+        target="" if target is None else f"<= {target:.2f}x",
         met=None if target is None else ratio <= target,
     )
 
@@ -254,15 +255,30 @@ def _bytes_row(figure: str, ours: int, theirs: int, target: float | None) -> Row
 # -- main ------------------------------------------------------------------------------
 
 
+WORKLOADS = {
+    "minimal": Path(__file__).with_name("loan_bench.bpmn"),
+    "reference": Path(__file__).with_name("loan_reference.bpmn"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
     parser.add_argument("--profile", action="store_true", help="cProfile one bankflow batch")
+    parser.add_argument(
+        "--workload",
+        choices=sorted(WORKLOADS),
+        default="reference",
+        help="reference: a loan with the automatic steps of a real one (the architecture "
+        "sketch's reference size); minimal: the same user tasks with nothing else",
+    )
     args = parser.parse_args(argv)
+    _workload.BPMN = WORKLOADS[args.workload]
     sizes = QUICK if args.quick else FULL
     print("bankflow runtime benchmark" + (" (--quick)" if args.quick else ""))
     for line in machine():
         print(f"  {line}")
+    print(f"  workload: {args.workload} ({_workload.BPMN.name})")
     print(f"  sizes: {sizes}")
     with tempfile.TemporaryDirectory(prefix="bankflow-bench-") as tmp:
         rows = [

@@ -132,15 +132,6 @@ class RuntimeStore:
             .one_or_none()
         )
 
-    def business_key_taken(self, conn: Connection, process_key: str, business_key: str) -> bool:
-        found = conn.execute(
-            select(_instance.c.id).where(
-                _instance.c.process_key == process_key,
-                _instance.c.business_key == business_key,
-            )
-        ).first()
-        return found is not None
-
     def list_instances(
         self,
         conn: Connection,

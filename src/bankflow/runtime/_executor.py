@@ -117,10 +117,6 @@ class Executor:
                         kind="process",
                         key=process_key,
                     )
-                if business_key is not None and self._store.business_key_taken(
-                    conn, process_key, business_key
-                ):
-                    raise _duplicate(process_key, business_key)
                 definition = self._catalog.get(definition_id)
                 now = self._clock.now()
                 header = {
