@@ -47,6 +47,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _describe(exc: SQLAlchemyError) -> str:
+    """One line for a person: the driver's first line, without SQLAlchemy's SQL dump."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"
+
+
 def _sqlite_begin(connection: Connection) -> None:
     write = connection.get_execution_options().get("bankflow_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -87,7 +94,7 @@ class Database:
             with session.begin():
                 yield session
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+            raise DatabaseError(f"database error: {_describe(exc)}") from exc
         finally:
             session.close()
 
@@ -99,7 +106,7 @@ class Database:
             with engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+            raise DatabaseError(f"database error: {_describe(exc)}") from exc
 
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(_alembic_config()).get_current_head()
@@ -109,7 +116,9 @@ class Database:
             with self.engine.connect() as connection:
                 return MigrationContext.configure(connection).get_current_revision()
         except OperationalError as exc:
-            raise DatabaseError(f"cannot open database {self._safe_url()}: {exc.orig}") from exc
+            raise DatabaseError(
+                f"cannot open database {self._safe_url()}: {_describe(exc)}"
+            ) from exc
 
     def upgrade(self) -> str | None:
         """Apply every pending migration; safe to run from several processes at once."""
@@ -121,7 +130,9 @@ class Database:
                     )
                 command.upgrade(_alembic_config(connection), "head")
         except OperationalError as exc:
-            raise DatabaseError(f"cannot open database {self._safe_url()}: {exc.orig}") from exc
+            raise DatabaseError(
+                f"cannot open database {self._safe_url()}: {_describe(exc)}"
+            ) from exc
         return self.head_revision()
 
     def require_current(self) -> None:

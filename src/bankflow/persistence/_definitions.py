@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -258,32 +258,30 @@ class DefinitionStore:
     def _process_model(
         self, session: Session, row: ProcessDefinitionRow, names: dict[str, str] | None = None
     ) -> ProcessDefinition:
-        names = names or self._resource_names(session, [row.resource_id])
-        return ProcessDefinition(
-            id=row.id,
-            key=row.key,
-            version=row.version,
-            name=row.name,
-            resource_name=names[row.resource_id],
-            content_hash=row.content_hash,
-            deployment_id=row.deployment_id,
-            deployed_at=row.deployed_at,
-        )
+        return ProcessDefinition(**self._fields(session, row, names))
 
     def _decision_model(
         self, session: Session, row: DecisionDefinitionRow, names: dict[str, str] | None = None
     ) -> DecisionDefinition:
+        return DecisionDefinition(**self._fields(session, row, names))
+
+    def _fields(
+        self,
+        session: Session,
+        row: ProcessDefinitionRow | DecisionDefinitionRow,
+        names: dict[str, str] | None,
+    ) -> dict[str, Any]:
         names = names or self._resource_names(session, [row.resource_id])
-        return DecisionDefinition(
-            id=row.id,
-            key=row.key,
-            version=row.version,
-            name=row.name,
-            resource_name=names[row.resource_id],
-            content_hash=row.content_hash,
-            deployment_id=row.deployment_id,
-            deployed_at=row.deployed_at,
-        )
+        return {
+            "id": row.id,
+            "key": row.key,
+            "version": row.version,
+            "name": row.name,
+            "resource_name": names[row.resource_id],
+            "content_hash": row.content_hash,
+            "deployment_id": row.deployment_id,
+            "deployed_at": row.deployed_at,
+        }
 
 
 def definition_source(session: Session, definition_id: str) -> tuple[str, str, bytes] | None:
