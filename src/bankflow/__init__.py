@@ -5,6 +5,7 @@ from bankflow.engine import Engine
 from bankflow.errors import (
     AccessDenied,
     BankflowError,
+    BpmnError,
     ConcurrencyError,
     ConfigurationError,
     DatabaseError,
@@ -35,6 +36,7 @@ from bankflow.models import (
 __all__ = [
     "AccessDenied",
     "BankflowError",
+    "BpmnError",
     "Clock",
     "ConcurrencyError",
     "ConfigurationError",

@@ -11,6 +11,7 @@ from bankflow.persistence import Database
 from bankflow.runtime import Instances
 from bankflow.runtime._catalog import Catalog
 from bankflow.runtime._executor import Executor
+from bankflow.services import ServiceRegistry
 from bankflow.tasks import Tasks
 
 __all__ = ["DEFAULT_DATABASE_URL", "Engine", "database_url"]
@@ -51,8 +52,11 @@ class Engine:
         except BaseException:
             self._db.close()
             raise
-        self.definitions = Definitions(self._db, self.clock)
-        executor = Executor(self._db, self.clock, Catalog(self._db), cache_size=cache_size)
+        self.services = ServiceRegistry()
+        self.definitions = Definitions(self._db, self.clock, services=self.services)
+        executor = Executor(
+            self._db, self.clock, Catalog(self._db), cache_size=cache_size, services=self.services
+        )
         self.instances = Instances(self._db, self.clock, executor)
         self.tasks = Tasks(self._db, self.clock, executor)
         self.history = History(self._db)

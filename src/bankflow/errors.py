@@ -14,8 +14,10 @@ escaping the library is a bug.
     ├── AccessDenied            the user is not a candidate (or assignee) of the task
     ├── DuplicateBusinessKey    a running or finished instance already has that key
     ├── InvalidState            the instance or task is not in a state for that action
-    └── InvalidData             data that is not JSON-like, or fails validation
-        └── InvalidTaskData     task data refused by the task's form or model
+    ├── InvalidData             data that is not JSON-like, or fails validation
+    │   └── InvalidTaskData     task data refused by the task's form or model
+    └── BpmnError               raised by a service handler: a business error the diagram
+                                catches with an error boundary event (matched by code)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccessDenied",
     "BankflowError",
+    "BpmnError",
     "ConcurrencyError",
     "ConfigurationError",
     "DatabaseError",
@@ -131,3 +134,15 @@ class InvalidTaskData(InvalidData):
     def __init__(self, message: str, *, task_id: str, errors: tuple[FieldError, ...]) -> None:
         super().__init__(message, errors=errors)
         self.task_id = task_id
+
+
+class BpmnError(BankflowError):
+    """A business error a service handler raises on purpose ("customer on sanctions list").
+
+    An error boundary event with the same ``errorCode`` on the service task catches it and
+    the process takes that path; uncaught, it fails the instance like any other error.
+    """
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message or f"BPMN error {code}")
+        self.code = code

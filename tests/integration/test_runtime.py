@@ -278,13 +278,19 @@ def test_a_loop_of_2000_rounds_completes_correctly(deployed: str) -> None:
         assert engine.instances.get(instance.id).data["i"] == 2000
 
 
-def test_service_without_handler_fails_clearly(deployed: str) -> None:
+def test_failing_service_handler_fails_clearly(deployed: str) -> None:
     with fresh(deployed) as engine:
+
+        def screen(data: dict[str, object]) -> dict[str, object]:
+            raise KeyError("customer_id")
+
+        engine.services.register("kyc.screen", screen)
         instance = engine.instances.start("kyc")
     assert instance.status == InstanceStatus.FAILED
     assert instance.failure is not None
     assert instance.failure.element_id == "screen"
     assert "kyc.screen" in instance.failure.message
+    assert "KeyError" in instance.failure.message
     assert instance.failure.error_type != "NameError"
 
 

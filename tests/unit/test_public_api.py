@@ -5,6 +5,7 @@ import bankflow
 EXPECTED = [
     "AccessDenied",
     "BankflowError",
+    "BpmnError",
     "Clock",
     "ConcurrencyError",
     "ConfigurationError",
@@ -44,6 +45,7 @@ def test_exports() -> None:
 def test_errors_form_one_tree() -> None:
     errors = [
         "AccessDenied",
+        "BpmnError",
         "ConcurrencyError",
         "ConfigurationError",
         "DatabaseError",

@@ -18,7 +18,7 @@ from bankflow.definitions._bpmn import q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._lint import lint_bpmn
 from bankflow.definitions._metadata import extract_elements
-from bankflow.definitions._parser import SourceDoc, build, check_schema
+from bankflow.definitions._parser import SourceDoc, build, check_schema, service_name
 from bankflow.definitions._references import decision_refs
 from bankflow.definitions._source import SourceFile, collect, parse
 from bankflow.models import Diagnostic, ElementInfo, Severity
@@ -83,6 +83,7 @@ def prepare(
     *,
     deployed: Deployed | None = None,
     progress: Callable[[str], None] | None = None,
+    services: frozenset[str] | None = None,
 ) -> Bundle:
     """Read, check and build every file; collect every problem instead of stopping at the
     first, so an analyst fixes a file in one round."""
@@ -106,6 +107,8 @@ def prepare(
             dmn_docs.append((source, doc))
             continue
         bundle.diagnostics += lint_bpmn(root, file=source.display)
+        if services is not None:
+            bundle.diagnostics += _unhandled_services(root, source.display, services)
         for process in root.iter(q("process")):
             pid = process.get("id")
             if pid and process.get("isExecutable", "true").strip() == "true":
@@ -234,3 +237,25 @@ def _check_calls(
                 severity=Severity.WARNING,
             )
         )
+
+
+def _unhandled_services(root: etree._Element, file: str, known: frozenset[str]) -> list[Diagnostic]:
+    """A service task with no handler in this engine waits for an external worker."""
+    found = []
+    for task in [*root.iter(q("serviceTask")), *root.iter(q("businessRuleTask"))]:
+        if task.tag == q("businessRuleTask") and decision_refs(task):
+            continue
+        name = service_name(task) or task.get("id", "")
+        if name not in known:
+            found.append(
+                Diagnostic(
+                    file=file,
+                    line=task.sourceline,
+                    element_id=task.get("id"),
+                    rule="service-handler",
+                    message=f'no handler is registered for service "{name}": the task waits '
+                    "for an external worker",
+                    severity=Severity.WARNING,
+                )
+            )
+    return found

@@ -161,13 +161,22 @@ def _result_variable(node: etree._Element) -> str | None:
     return node.get(q("resultVariable", CAMUNDA))
 
 
+class BankflowServiceTask(ServiceTask):  # type: ignore[misc]
+    """Runs the host's registered handler through the workflow's script engine; with no
+    handler the task waits (STARTED) for an external worker."""
+
+    def _execute(self, task: Any) -> bool | None:
+        result: bool | None = task.workflow.script_engine.run_service(task, self)
+        return result
+
+
 class _ServiceTaskParser(SpiffTaskParser):  # type: ignore[misc]
     """Service tasks in any dialect; SpiffWorkflow's own requires its operator extension."""
 
     def create_task(self) -> Any:
         extensions = self.parse_extensions()
         operator = extensions.get("serviceTaskOperator") or {}
-        return ServiceTask(
+        return BankflowServiceTask(
             self.spec,
             self.bpmn_id,
             operation_name=operator.get("name") or service_name(self.node) or self.bpmn_id,

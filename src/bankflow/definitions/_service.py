@@ -24,6 +24,7 @@ from bankflow.models import (
 )
 from bankflow.persistence import Database, DefinitionStore
 from bankflow.persistence._definitions import NewDefinition, NewResource
+from bankflow.services import ServiceRegistry
 
 __all__ = ["Definitions"]
 
@@ -47,9 +48,10 @@ class _StoreLookup:
 class Definitions:
     """Deployments are versioned by content: identical files deploy as a no-op."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, services: ServiceRegistry) -> None:
         self._db = db
         self._clock = clock
+        self._services = services
         self._store = DefinitionStore()
 
     def validate(
@@ -61,6 +63,7 @@ class Definitions:
                 [Path(p) for p in paths],
                 deployed=_StoreLookup(self._store, session),
                 progress=progress,
+                services=self._services.names(),
             )
         return _report(bundle)
 
@@ -81,6 +84,7 @@ class Definitions:
                 [Path(p) for p in paths],
                 deployed=_StoreLookup(self._store, session),
                 progress=progress,
+                services=self._services.names(),
             )
             if not bundle.ok:
                 report = _report(bundle)

@@ -36,6 +36,7 @@ from bankflow.persistence import Database
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
+from bankflow.services import ServiceRegistry
 
 __all__ = ["Change", "Executor", "Read", "task_gone", "task_model"]
 
@@ -89,12 +90,21 @@ class _Cache:
 
 
 class Executor:
-    def __init__(self, db: Database, clock: Clock, catalog: Catalog, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: Catalog,
+        *,
+        cache_size: int,
+        services: ServiceRegistry,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._catalog = catalog
         self._store = RuntimeStore()
         self._cache = _Cache(cache_size)
+        self.script_engine = _spiff.ScriptEngine(services)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -130,7 +140,7 @@ class Executor:
                 }
                 failure = None
                 try:
-                    workflow = _spiff.start(definition.runnable, data)
+                    workflow = _spiff.start(definition.runnable, data, self.script_engine)
                 except _spiff.StepError as exc:
                     workflow, failure = exc.workflow, exc.failure
                 started = _event(
@@ -207,7 +217,9 @@ class Executor:
             change = action(read)  # validates; raises before anything changed
             workflow = self._cache.checkout(row["id"], row["revision"])
             if workflow is None:
-                workflow = _spiff.load_state(row["state"], read.definition.runnable)
+                workflow = _spiff.load_state(
+                    row["state"], read.definition.runnable, self.script_engine
+                )
             now = self._clock.now()
             failure = None
             try:

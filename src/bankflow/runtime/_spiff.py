@@ -8,9 +8,10 @@ every instance (about two thirds of SpiffWorkflow's own JSON).
 
 from __future__ import annotations
 
+import copy
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -21,6 +22,8 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -30,11 +33,15 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 from bankflow.definitions._parser import build_process
+from bankflow.errors import BpmnError, InvalidData
+from bankflow.runtime._data import check_data
+from bankflow.services import ServiceRegistry
 
 __all__ = [
     "Failure",
     "HumanTask",
     "Runnable",
+    "ScriptEngine",
     "StepError",
     "build_runnable",
     "dump_state",
@@ -183,12 +190,12 @@ def dump_state(workflow: BpmnWorkflow) -> bytes:
     return zlib.compress(text.encode(), 1)
 
 
-def load_state(state: bytes, runnable: Runnable) -> BpmnWorkflow:
+def load_state(state: bytes, runnable: Runnable, engine: ScriptEngine) -> BpmnWorkflow:
     dct = json.loads(zlib.decompress(state))
     dct["spec"] = runnable.spec
     dct["subprocess_specs"] = runnable.subprocess_specs
     workflow = _SERIALIZER.registry.restore(dct)
-    workflow.script_engine = _SCRIPT_ENGINE
+    workflow.script_engine = engine
     return workflow
 
 
@@ -210,9 +217,12 @@ def restore_data(data: Any) -> dict[str, Any]:
 # -- running -------------------------------------------------------------------------------
 
 
-class _ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    """Service calls are not wired yet: fail with a clear message instead of SpiffWorkflow's
-    ``NameError`` from evaluating an operator name as an expression."""
+class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
+    """One per Engine: runs service tasks through the host's handlers."""
+
+    def __init__(self, services: ServiceRegistry | None = None) -> None:
+        super().__init__()
+        self.services = services or ServiceRegistry()
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
         raise WorkflowTaskException(
@@ -220,8 +230,56 @@ class _ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             task=task,
         )
 
+    def run_service(self, task: Any, spec: Any) -> bool | None:
+        """True when done, None while it waits for an external worker."""
+        name = spec.operation_name
+        handler = self.services.get(name)
+        if handler is None:
+            return None
+        try:
+            result = handler(dict(task.data))
+        except BpmnError as exc:
+            _throw_bpmn_error(task, exc, name)
+            return None
+        except Exception as exc:
+            raise WorkflowTaskException(
+                f"service {name!r} failed: {type(exc).__name__}: {exc}", task=task, exception=exc
+            ) from exc
+        if result is None:
+            return True
+        if not isinstance(result, Mapping):
+            raise WorkflowTaskException(
+                f"service {name!r} returned {type(result).__name__}, not a dict of values",
+                task=task,
+            )
+        try:
+            task.data.update(check_data(result, what=f"the result of service {name!r}"))
+        except InvalidData as exc:
+            raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
+        return True
 
-_SCRIPT_ENGINE = _ScriptEngine()
+
+def _throw_bpmn_error(task: Any, error: BpmnError, service: str) -> None:
+    """Deliver a handler's BpmnError to the error boundary event that catches its code."""
+    split = task.parent
+    catchers = []
+    if split is not None and isinstance(split.task_spec, BoundaryEventSplit):
+        for sibling in split.children:
+            definition = getattr(sibling.task_spec, "event_definition", None)
+            if isinstance(definition, ErrorEventDefinition) and definition.code in (
+                None,
+                error.code,
+            ):
+                catchers.append(definition)
+    if not catchers:
+        raise WorkflowTaskException(
+            f"service {service!r} raised BPMN error {error.code!r} ({error}) and no error "
+            "boundary event on the task catches it",
+            task=task,
+        )
+    thrown = copy.copy(catchers[0])  # same class, so the serializer knows it
+    thrown.code = error.code
+    thrown.throw(task)
 
 
 def _failure(exc: Exception) -> Failure:
@@ -258,10 +316,10 @@ def _run_engine(workflow: BpmnWorkflow) -> None:
         ) from exc
 
 
-def start(runnable: Runnable, data: dict[str, Any]) -> BpmnWorkflow:
+def start(runnable: Runnable, data: dict[str, Any], engine: ScriptEngine) -> BpmnWorkflow:
     """A new workflow with ``data`` on its start, run until it waits; raises ``StepError``
     with the workflow in ``exc.workflow`` when an automatic step fails."""
-    workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=_SCRIPT_ENGINE)
+    workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=engine)
     workflow.task_tree.data.update(data)
     for task in workflow.get_tasks(state=TaskState.READY):
         task.data.update(data)

@@ -89,7 +89,9 @@ class Tasks:
     def data(self, task_id: str) -> dict[str, Any]:
         """The data the task sees (what the previous steps produced)."""
         read, _ = self._read(task_id)
-        workflow = _spiff.load_state(read.row["state"], read.definition.runnable)
+        workflow = _spiff.load_state(
+            read.row["state"], read.definition.runnable, self._executor.script_engine
+        )
         return dict(_spiff.task_data(workflow, task_id))
 
     def register_model(self, process_key: str, element_id: str, model: type[BaseModel]) -> None:
