@@ -170,3 +170,21 @@ def test_non_executable_processes_are_left_alone() -> None:
     before = etree.tostring(root)
     rewrite(root, file="f.bpmn")
     assert etree.tostring(root) == before
+
+
+def test_juel_conditions_are_translated_and_the_rest_left_alone() -> None:
+    root = doc(
+        "<bpmn:sequenceFlow id='a' sourceRef='x' targetRef='y'><bpmn:conditionExpression>"
+        "${amount &gt; 10000 &amp;&amp; !approved}</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='b' sourceRef='x' targetRef='y'><bpmn:conditionExpression>"
+        "${kind eq 'vip' || empty notes}</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='c' sourceRef='x' targetRef='y'><bpmn:conditionExpression>"
+        "${execution.getVariable('x') ? 1 : 2}</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    )
+    rewrite(root, file="f.bpmn")
+    texts = [el.text for el in find(root, "conditionExpression")]
+    assert texts == [
+        "amount > 10000 and not approved",
+        "kind == 'vip' or not notes",
+        "${execution.getVariable('x') ? 1 : 2}",
+    ]

@@ -8,6 +8,7 @@ whenever a definition is loaded. Rewrites that lose information return a warning
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ from bankflow.definitions._bpmn import (
     local_name,
     q,
 )
+from bankflow.definitions._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
 
 _SCOPES = {"process", "subProcess", "transaction"}
@@ -202,6 +204,19 @@ class _Rewriter:
                 if _ISO_TIMER.match(text):
                     el.text = f'"{text}"'
 
+    def juel_conditions(self) -> None:
+        """``${amount > 10000 && !approved}`` becomes ``amount > 10000 and not approved``;
+        JUEL beyond the subset stays as written and fails when evaluated (lint warns)."""
+        for condition in self.root.iter(q("conditionExpression"), q("completionCondition")):
+            python = juel_to_python(condition.text or "")
+            if python is None:
+                continue
+            try:
+                ast.parse(python, mode="eval")
+            except (SyntaxError, ValueError):
+                continue
+            condition.text = python
+
     def empty_timers(self) -> None:
         """BPMN lets every timer child be absent; interchange files often leave them out.
 
@@ -340,6 +355,7 @@ def rewrite(root: etree._Element, *, file: str) -> list[Diagnostic]:
     rewriter.quote_timers()
     rewriter.empty_conditions()
     rewriter.empty_timers()
+    rewriter.juel_conditions()
     rewriter.data_stores()
     rewriter.data_associations()
     rewriter.multi_instance_collections()
