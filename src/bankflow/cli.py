@@ -481,6 +481,53 @@ def retry(
     _print_instance(instance)
 
 
+@app.command()
+def decide(
+    file: Annotated[Path, typer.Argument(help="A .dmn file.")],
+    data: Annotated[str, typer.Option("--data", help="Input data as JSON, or @file.json.")],
+    decision: Annotated[
+        str | None, typer.Option("--decision", help="Decision id (default: the first).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a decision table against data, printing the rules that matched."""
+    from bankflow.definitions._dmn import parse_dmn
+    from bankflow.definitions._source import SourceFile, parse
+    from bankflow.runtime._decisions import evaluate_graph
+
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
+    root = parse(SourceFile(display=str(file), name=file.name, content=content))
+    if isinstance(root, Diagnostic):
+        raise typer.BadParameter(root.format())
+    decisions = {d.id: d for d in parse_dmn(root)}
+    if not decisions:
+        raise typer.BadParameter(f"{file} holds no decision")
+    chosen = decision or next(iter(decisions))
+    if chosen not in decisions:
+        raise typer.BadParameter(f"no decision {chosen!r} in {file}; it has {', '.join(decisions)}")
+    result = evaluate_graph(decisions, chosen, _parse_data(data) or {})
+    if as_json:
+        _dump(
+            {
+                "decision": result.decision_id,
+                "matched": list(result.matched),
+                "result": result.result,
+                "outputs": result.outputs,
+            }
+        )
+        return
+    rules = {r.id: r for t in [decisions[chosen].table] if t is not None for r in t.rules}
+    out.print(f"decision {chosen}: {len(result.matched)} rule(s) matched")
+    for rule_id in result.matched:
+        rule = rules.get(rule_id)
+        described = f" ({rule.description})" if rule is not None and rule.description else ""
+        out.print(f"  {escape(rule_id)}{escape(described)}")
+    out.print("result: " + escape(json.dumps(result.result, default=str)))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (safe to run from several processes)."""

@@ -35,7 +35,12 @@ def cli(db_url: str) -> object:
         return result
 
     run("db", "upgrade")
-    run("deploy", "-q", str(ROOT / "processes" / "loan_approval.bpmn"))
+    run(
+        "deploy",
+        "-q",
+        str(ROOT / "processes" / "loan_approval.bpmn"),
+        str(ROOT / "processes" / "loan_precheck.dmn"),
+    )
     return run
 
 

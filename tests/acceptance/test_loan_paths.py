@@ -92,7 +92,9 @@ def answers(element_id: str, amount: int, score: int, decision: bool | None) -> 
 def test_loan_path(db_url: str, path: str) -> None:
     amount, score, decision, expected, approved = PATHS[path]
     with Engine(db_url, migrate=True) as engine:
-        engine.definitions.deploy(ROOT / "processes" / "loan_approval.bpmn")
+        engine.definitions.deploy(
+            ROOT / "processes" / "loan_approval.bpmn", ROOT / "processes" / "loan_precheck.dmn"
+        )
         instance = engine.instances.start("loan_approval", business_key=path, user="portal")
     taken = []
     while True:

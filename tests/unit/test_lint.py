@@ -470,7 +470,7 @@ def test_script_parses() -> None:
 def test_script_syntax_error() -> None:
     text = bpmn(script_task("<bpmn:script>\nscore = 1\nif score\n</bpmn:script>"))
     (diagnostic,) = expect(text, "expression-parse", ERROR, "Calc")
-    assert 'script task "Compute score" is not valid Python (line 3 of the script)' in (
+    assert 'script task "Compute score" is refused by bankflow\'s expression language (line 3' in (
         diagnostic.message
     )
 

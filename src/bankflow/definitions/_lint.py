@@ -12,11 +12,11 @@ modelling tool produced, however odd.
 
 from __future__ import annotations
 
-import ast
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from lxml import etree
 
@@ -31,6 +31,7 @@ from bankflow.definitions._bpmn import (
 )
 from bankflow.definitions._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
+from bankflow.runtime._expressions import ExpressionError, compile_expression
 
 __all__ = ["juel_to_python", "lint_bpmn"]
 
@@ -495,13 +496,15 @@ def _is_juel(language: str) -> bool:
     return any(marker in language.lower() for marker in ("juel", "jsp", "jakarta.el"))
 
 
-def _python_error(text: str, mode: str) -> SyntaxError | None:
+def _python_error(text: str, mode: Literal["eval", "exec"]) -> SyntaxError | None:
+    """What bankflow's sandboxed language refuses in ``text`` (syntax, or a construct it
+    forbids), as a SyntaxError carrying the line; None when it compiles."""
     try:
-        ast.parse(text, mode=mode)
-    except SyntaxError as error:
-        return error
-    except (ValueError, MemoryError, RecursionError) as error:  # null bytes, absurd nesting
-        return SyntaxError(str(error))
+        compile_expression(text, mode=mode)
+    except ExpressionError as error:
+        refused = SyntaxError(error.message)
+        refused.lineno = error.line
+        return refused
     return None
 
 
@@ -564,7 +567,7 @@ def _check_condition(
         flow,
         "expression-parse",
         Severity.ERROR,
-        f"{what} is not a valid Python expression: {error.msg}",
+        f"{what} is refused by bankflow's expression language: {error.msg}",
     )
 
 
@@ -599,7 +602,8 @@ def _check_script(file: _File, task: etree._Element) -> Iterator[Diagnostic]:
             task,
             "expression-parse",
             Severity.ERROR,
-            f"the script of {what} is not valid Python{where}: {error.msg}",
+            f"the script of {what} is refused by bankflow's expression language{where}: "
+            f"{error.msg}",
         )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -25,6 +24,7 @@ from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
 
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
+from bankflow.definitions._dmn import Decision, DmnError, parse_dmn
 from bankflow.definitions._source import SourceFile, parse
 from bankflow.models import Diagnostic, Severity
 
@@ -188,6 +188,25 @@ class _ServiceTaskParser(SpiffTaskParser):  # type: ignore[misc]
         )
 
 
+class _DecisionRunner:
+    """What SpiffWorkflow's business rule task calls (``result(task)``): bankflow's own DMN
+    evaluation (all hit policies, cells in the expression sandbox), its result stored under
+    ``camunda:resultVariable`` or the decision id."""
+
+    def __init__(self, decisions: dict[str, Decision], decision_id: str, variable: str) -> None:
+        self.decisions = decisions
+        self.decision_id = decision_id
+        self.variable = variable
+
+    def result(self, task: Any) -> dict[str, Any]:
+        from bankflow.runtime._decisions import evaluate_graph
+
+        outcome = evaluate_graph(
+            self.decisions, self.decision_id, task.data, origin=task.task_spec.bpmn_id
+        )
+        return {self.variable: outcome.result}
+
+
 class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
     """Decisions by ``spiffworkflow:calledDecisionId`` or ``camunda:decisionRef``; a
     business rule task implemented elsewhere (a class, an external topic) is a service."""
@@ -201,11 +220,19 @@ class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
         decision_ref = self.get_decision_ref(self.node)
         if decision_ref is None:
             return _ServiceTaskParser.create_task(self)
+        decisions: dict[str, Decision] = self.process_parser.parser.decisions
+        if decision_ref not in decisions:
+            raise ValidationException(
+                f'No DMN Diagram available with id "{decision_ref}"',
+                node=self.node,
+                file_name=self.filename,
+            )
         extensions = self.parse_extensions()
+        variable = self.node.get(q("resultVariable", CAMUNDA)) or decision_ref
         return BusinessRuleTask(
             self.spec,
             self.bpmn_id,
-            dmnEngine=self.process_parser.parser.get_engine(decision_ref, self.node),
+            dmnEngine=_DecisionRunner(decisions, decision_ref, variable),
             prescript=extensions.get("preScript"),
             postscript=extensions.get("postScript"),
             **self.bpmn_attributes,
@@ -213,6 +240,13 @@ class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
 
 
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
+    """SpiffWorkflow's parser with bankflow's service and business rule tasks; decisions
+    are bankflow's own (``decisions``), not SpiffWorkflow's DMN parser."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decisions: dict[str, Decision] = {}
+
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
@@ -362,56 +396,69 @@ def build_process(
     return spec, {key: value for key, value in called.items() if value is not None}
 
 
-def _split_decisions(root: etree._Element) -> list[etree._Element]:
-    """One document per decision: SpiffWorkflow reads only the first decision of a file,
-    while Camunda Modeler puts a whole decision requirements graph in one."""
-    decisions = [el for el in root if local_name(el) == "decision"]
-    if len(decisions) <= 1:
-        return decisions and [root]
-    documents = []
-    for keep in range(len(decisions)):
-        copy = deepcopy(root)
-        for index, el in enumerate([c for c in copy if local_name(c) == "decision"]):
-            if index != keep:
-                copy.remove(el)
-        documents.append(copy)
-    return documents
-
-
 def _add_decisions(
     doc: SourceDoc,
     parser: BankflowBpmnParser,
     outcome: BuildOutcome | None,
     docs: dict[str, SourceDoc],
 ) -> None:
-    """Parse every decision of a DMN file; one SpiffWorkflow cannot evaluate is left out
-    with a warning (a business rule task calling it is then an error)."""
-    documents = _split_decisions(doc.root)
-    if not documents and outcome is not None:
+    """Read every decision of a DMN file and compile its cells in the sandbox; a cell that
+    does not compile is an error naming the rule, a decision that is not a table is left
+    out with a warning (a business rule task calling it is then an error)."""
+    from bankflow.runtime._decisions import check
+
+    try:
+        decisions = parse_dmn(doc.root)
+    except DmnError as exc:
+        if outcome is not None:
+            outcome.diagnostics.append(_dmn_diagnostic(exc, doc))
+        return
+    if not decisions and outcome is not None:
         outcome.diagnostics.append(
             Diagnostic(file=doc.name, line=doc.root.sourceline, rule="dmn", message="no decision")
         )
-    for document in documents:
-        decision = next(el for el in document if local_name(el) == "decision")
-        decision_id = decision.get("id", "")
-        try:
-            parser.add_dmn_xml(document, filename=doc.name)
-            parser.dmn_parsers[decision_id].parse()
-        except Exception as exc:
-            parser.dmn_parsers.pop(decision_id, None)
+    for decision in decisions:
+        if decision.table is None:
             if outcome is not None:
-                found = _diagnostic(exc, docs, doc.name)
                 outcome.diagnostics.append(
-                    found.model_copy(
-                        update={
-                            "element_id": found.element_id or decision_id,
-                            "line": found.line or decision.sourceline,
-                            "severity": Severity.WARNING,
-                            "message": f"decision not deployed: {found.message}",
-                        }
+                    Diagnostic(
+                        file=doc.name,
+                        line=decision.line,
+                        element_id=decision.id,
+                        rule="dmn",
+                        message=f'decision "{decision.name or decision.id}" is not a decision '
+                        "table: bankflow does not evaluate it",
+                        severity=Severity.WARNING,
                     )
                 )
             continue
+        problems = check(decision)
+        if problems:
+            # Not an error of the file as a whole: the decision is left out, and a business
+            # rule task that calls it is the error (decision-ref).
+            if outcome is not None:
+                outcome.diagnostics += [
+                    _dmn_diagnostic(p, doc, not_deployed=decision.id) for p in problems
+                ]
+            continue
+        parser.decisions[decision.id] = decision
         if outcome is not None:
-            outcome.decisions[decision_id] = doc.name
-            outcome.decision_names[decision_id] = decision.get("name")
+            outcome.decisions[decision.id] = doc.name
+            outcome.decision_names[decision.id] = decision.name or None
+
+
+def _dmn_diagnostic(
+    error: DmnError, doc: SourceDoc, *, not_deployed: str | None = None
+) -> Diagnostic:
+    line = error.line or (doc.lines.get(error.element_id) if error.element_id else None)
+    message = error.message
+    if not_deployed is not None:
+        message = f"decision {not_deployed} is not deployed: {message}"
+    return Diagnostic(
+        file=doc.name,
+        line=line or doc.root.sourceline,
+        element_id=error.element_id,
+        rule="dmn",
+        message=message,
+        severity=Severity.ERROR if not_deployed is None else Severity.WARNING,
+    )

@@ -104,7 +104,7 @@ class Executor:
         self._catalog = catalog
         self._store = RuntimeStore()
         self._cache = _Cache(cache_size)
-        self.script_engine = _spiff.ScriptEngine(services)
+        self.script_engine = _spiff.ScriptEngine(services, now=clock.now)
 
     # -- start ---------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -35,6 +35,7 @@ from SpiffWorkflow.util.task import TaskIterator, TaskState
 from bankflow.definitions._parser import build_process
 from bankflow.errors import BpmnError, InvalidData
 from bankflow.runtime._data import check_data
+from bankflow.runtime._expressions import ExpressionError, compile_expression
 from bankflow.services import ServiceRegistry
 
 __all__ = [
@@ -218,11 +219,40 @@ def restore_data(data: Any) -> dict[str, Any]:
 
 
 class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    """One per Engine: runs service tasks through the host's handlers."""
+    """One per Engine. Conditions and scripts run in bankflow's sandboxed expression
+    language, never on SpiffWorkflow's ``eval``/``exec``; service tasks run the host's
+    handlers; time comes from the engine's clock."""
 
-    def __init__(self, services: ServiceRegistry | None = None) -> None:
+    def __init__(
+        self,
+        services: ServiceRegistry | None = None,
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.services = services or ServiceRegistry()
+        self.now = now
+
+    def validate(self, expression: str) -> None:
+        compile_expression(expression, mode="eval")
+
+    def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        context = {**task.data, **(external_context or {})}
+        try:
+            compiled = compile_expression(expression, mode="eval", origin=_origin(task))
+            return compiled.evaluate(context, now=self.now)
+        except ExpressionError as exc:
+            raise _task_error(task, exc) from exc
+
+    def execute(self, task: Any, script: str, external_context: Any = None) -> bool:
+        extra = external_context or {}
+        try:
+            compiled = compile_expression(script, mode="exec", origin=_origin(task))
+            result = compiled.execute({**task.data, **extra}, now=self.now)
+        except ExpressionError as exc:
+            raise _task_error(task, exc) from exc
+        task.data.update({k: v for k, v in result.items() if k not in extra})
+        return True
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
         raise WorkflowTaskException(
@@ -257,6 +287,20 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         except InvalidData as exc:
             raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
         return True
+
+
+def _task_error(task: Any, error: ExpressionError) -> WorkflowTaskException:
+    """The sandbox's refusal or failure as SpiffWorkflow's task error, keeping the type of
+    what went wrong (ZeroDivisionError, NameError...) for the instance's failure record."""
+    wrapped = WorkflowTaskException(str(error), task=task, exception=error)
+    wrapped.error_type = getattr(error, "error_type", None) or "ExpressionError"
+    wrapped.line_number = error.line
+    return wrapped
+
+
+def _origin(task: Any) -> str:
+    spec = task.task_spec
+    return f"{getattr(spec, 'bpmn_id', spec.name)}"
 
 
 def _throw_bpmn_error(task: Any, error: BpmnError, service: str) -> None:
