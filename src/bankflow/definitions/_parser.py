@@ -16,6 +16,7 @@ from typing import Any
 
 import SpiffWorkflow.bpmn.parser as _bpmn_parser
 from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
@@ -27,6 +28,7 @@ from bankflow.definitions._compat import rewrite
 from bankflow.definitions._dmn import Decision, DmnError, parse_dmn
 from bankflow.definitions._source import SourceFile, parse
 from bankflow.models import Diagnostic, Severity
+from bankflow.runtime._expressions import ExpressionError
 
 __all__ = [
     "BuildOutcome",
@@ -201,9 +203,14 @@ class _DecisionRunner:
     def result(self, task: Any) -> dict[str, Any]:
         from bankflow.runtime._decisions import evaluate_graph
 
-        outcome = evaluate_graph(
-            self.decisions, self.decision_id, task.data, origin=task.task_spec.bpmn_id
-        )
+        try:
+            outcome = evaluate_graph(
+                self.decisions, self.decision_id, task.data, origin=task.task_spec.bpmn_id
+            )
+        except (DmnError, ExpressionError) as exc:
+            error = WorkflowTaskException(str(exc), task=task, exception=exc)
+            error.error_type = getattr(exc, "error_type", None) or type(exc).__name__
+            raise error from exc
         return {self.variable: outcome.result}
 
 
