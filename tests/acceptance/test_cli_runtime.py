@@ -124,3 +124,17 @@ def test_cli_errors_are_one_line(cli) -> None:  # type: ignore[no-untyped-def]
     not_json = cli("start", "loan_approval", "--data", "{nope", ok=False)
     assert not_json.returncode == 2
     assert "not valid JSON" in not_json.stderr
+
+
+def test_decide_prints_matched_rules(cli) -> None:  # type: ignore[no-untyped-def]
+    table = str(ROOT / "processes" / "loan_precheck.dmn")
+    small = cli("decide", table, "--data", '{"amount": 8000, "risk_score": 12}')
+    assert "rule_small_low_risk" in small.stdout
+    assert 'result: "auto"' in small.stdout
+    large = json.loads(
+        cli("decide", table, "--data", '{"amount": 400000.50, "risk_score": 1}', "--json").stdout
+    )
+    assert (large["matched"], large["result"]) == (["rule_large"], "committee")
+    missing = cli("decide", table, "--data", "{}", ok=False)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ")

@@ -11,6 +11,7 @@ values (``**``, ``*``, ``<<``, ``+``) check their operands first.
 from __future__ import annotations
 
 import ast
+import copy
 import datetime as _dt
 import decimal
 import functools
@@ -372,7 +373,7 @@ class Compiled:
     def execute(
         self, data: Mapping[str, Any], *, now: Callable[[], _dt.datetime] | None = None
     ) -> dict[str, Any]:
-        scope = dict(data)
+        scope = copy.deepcopy(dict(data))  # a script changes its own copy, never the caller's
         self._run(scope, now)
         return scope
 
