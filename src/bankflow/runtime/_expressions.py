@@ -512,8 +512,10 @@ def _datetime(
     second: int = 0,
     microsecond: int = 0,
 ) -> datetime:
-    """In UTC, like the engine's clock, so it compares with ``now()`` and stored times."""
-    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=UTC)
+    """Naive, as in Python and as FEEL's ``date and time("2026-01-01T10:30:00")`` (which the
+    DMN translation turns into this call). ``now()`` is whatever the clock gives: the engine's
+    clock is UTC-aware, so compare it with aware values from task data."""
+    return datetime(year, month, day, hour, minute, second, microsecond)
 
 
 def _system_now() -> datetime:
@@ -630,7 +632,6 @@ _REFUSED: Final[dict[type[ast.AST], str]] = {
     ast.Set: "set literals are not allowed; use a list or a tuple",
     ast.Match: "match is not allowed",
     ast.AnnAssign: "annotated assignments are not allowed; write `x = value`",
-    ast.Expr: "an expression alone on a line does nothing in a script; assign it (x = ...)",
 }
 _ARITHMETIC: Final = tuple(_GUARDS)
 _OPERATOR_TEXT: Final[dict[type[ast.AST], str]] = {
@@ -895,6 +896,10 @@ class _Checker:
 
     def check_Pass(self, node: ast.Pass) -> None:
         pass
+
+    def check_Expr(self, node: ast.Expr) -> None:
+        """Allowed (its value is dropped): nothing in the language has a side effect."""
+        self.check(node.value)
 
     def target(self, node: ast.expr, *, unpack: bool) -> None:
         if isinstance(node, ast.Name):
