@@ -16,7 +16,7 @@ from lxml import etree
 
 from bankflow.definitions._references import called_processes, decision_refs
 from bankflow.definitions._source import SourceFile, parse
-from bankflow.errors import NotFound
+from bankflow.errors import DefinitionError, NotFound
 from bankflow.models import ElementInfo
 from bankflow.persistence import Database, DefinitionStore
 from bankflow.persistence._definitions import definition_source, latest_process_source
@@ -81,11 +81,18 @@ class Catalog:
                         sources.append((latest[1], latest[2], "bpmn"))
                         pending.append(latest[2])
             elements = {e.element_id: e for e in self._store.elements(session, definition_id)}
+        try:
+            runnable = build_runnable(key, _unique(sources))
+        except Exception as exc:
+            raise DefinitionError(
+                f"process {key!r} version {definition.version} can no longer be built from "
+                f"its stored source: {type(exc).__name__}: {exc}"
+            ) from exc
         return LoadedDefinition(
             id=definition_id,
             key=key,
             version=definition.version,
-            runnable=build_runnable(key, _unique(sources)),
+            runnable=runnable,
             elements=elements,
         )
 
@@ -103,7 +110,7 @@ def _unique(sources: list[tuple[str, bytes, str]]) -> list[tuple[str, bytes, str
 def _root(content: bytes) -> etree._Element:
     root = parse(SourceFile(display="(stored)", name="stored.bpmn", content=content))
     if not isinstance(root, etree._Element):
-        raise ValueError(f"a stored definition no longer parses: {root.message}")
+        raise DefinitionError(f"a stored definition no longer parses: {root.message}")
     return root
 
 

@@ -1272,15 +1272,20 @@ class _Syntax(_Refusal):
 
 
 def _syntax(exc: SyntaxError, source: _Source) -> _Syntax:
-    line = exc.lineno
-    lines = source.parsed.split("\n")
-    column = None
+    """The parser's complaint, located in the written text. A condition is parsed inside
+    added brackets, so an error on the added last line means the text stopped too early."""
+    written = source.written.split("\n")
+    line, column, message = exc.lineno, exc.offset, exc.msg
+    if line is not None and column is not None:
+        column = source.column(line, column)
+    if source.mode == "eval" and line is not None and line > len(written):
+        line = max((n for n, text in enumerate(written, 1) if text.strip()), default=1)
+        column = len(written[line - 1].rstrip()) + 1
+        message = "the expression is incomplete"
     snippet = ""
-    if line is not None and 1 <= line <= len(lines):
-        snippet = _short(lines[line - 1].strip())
-        if exc.offset is not None:
-            column = source.column(line, exc.offset)
-    return _Syntax(f"does not parse: {exc.msg}", line, column, snippet)
+    if line is not None and 1 <= line <= len(written):
+        snippet = _short(written[line - 1].strip())
+    return _Syntax(f"does not parse: {message}", line, column, snippet)
 
 
 def _refused(exc: _Refusal, source: _Source | None) -> ExpressionError:
@@ -1396,14 +1401,6 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(data))
 
 
-@functools.lru_cache(maxsize=4096)
-def _compiled(text: str, mode: Mode, origin: str) -> Compiled:
-    try:
-        return Compiled(_program(text, mode), origin)
-    except ExpressionError as exc:
-        raise exc.with_origin(origin) from None
-
-
 def compile_expression(text: str, *, mode: Mode = "eval", origin: str = "") -> Compiled:
     """Check and compile ``text`` once; refused text raises ``ExpressionError`` (with
     ``origin``, line, column and the offending snippet).
@@ -1413,12 +1410,26 @@ def compile_expression(text: str, *, mode: Mode = "eval", origin: str = "") -> C
     Compiled programs are cached by (text, mode), and the returned object by (text, mode,
     origin), so calling this on every evaluation costs a dictionary lookup.
     """
+    compiled = _RECENT.get((text, mode, origin))  # the hot path: a gateway's every visit
+    if compiled is not None:
+        return compiled
     if not isinstance(text, str):
         raise ExpressionError(f"an expression must be text, not {type(text).__name__}",
                               origin=str(origin))  # fmt: skip
     if mode not in ("eval", "exec"):
         raise ValueError(f"mode must be 'eval' or 'exec', not {mode!r}")
-    return _compiled(text, mode, origin)
+    try:
+        program = _program(text, mode)
+    except ExpressionError as exc:
+        raise exc.with_origin(origin) from None
+    if len(_RECENT) >= _RECENT_SIZE:
+        _RECENT.clear()  # crude but bounded; programs stay in the (text, mode) LRU
+    compiled = _RECENT[(text, mode, origin)] = Compiled(program, origin)
+    return compiled
+
+
+_RECENT: dict[tuple[str, str, str], Compiled] = {}
+_RECENT_SIZE: Final = 4096
 
 
 def cache_info() -> functools._CacheInfo:
@@ -1427,6 +1438,6 @@ def cache_info() -> functools._CacheInfo:
 
 
 def cache_clear() -> None:
-    """Empty both caches (tests; or after changing nothing, since programs are pure)."""
-    _compiled.cache_clear()
+    """Empty both caches (for tests: compiled programs are pure, so nothing else needs it)."""
+    _RECENT.clear()
     _program.cache_clear()
