@@ -41,6 +41,7 @@ import io
 import itertools
 import textwrap
 import tokenize
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -306,12 +307,21 @@ def _decimal(op: Callable[[Any, Any], Decimal], a: Any, b: Any) -> Decimal:
     return op(a, b)
 
 
+# Bound once: a guard's Decimal path is one call into libmpdec with the language's context.
+_ADD: Final = DECIMAL_CONTEXT.add
+_SUBTRACT: Final = DECIMAL_CONTEXT.subtract
+_MULTIPLY: Final = DECIMAL_CONTEXT.multiply
+_DIVIDE: Final = DECIMAL_CONTEXT.divide
+
+
 def _add(budget: _Budget, a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
     if (ta is int or ta is float) and (tb is int or tb is float):
         return a + b
-    if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return _decimal(DECIMAL_CONTEXT.add, a, b)
+    if ta is Decimal or tb is Decimal:
+        if ta is float or tb is float:
+            _float_mix(a, b)
+        return _ADD(a, b)
     if ta is tb and (ta is str or ta is list or ta is tuple):
         n = len(a) + len(b)
         _check_length(n, f"the joined {ta.__name__}")
@@ -319,23 +329,34 @@ def _add(budget: _Budget, a: Any, b: Any) -> Any:
             _charge(budget, 1 + n // 2)
             return a + b
         return _own(budget, a + b)
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        return _decimal(_ADD, a, b)
     return a + b
 
 
 def _sub(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is Decimal or tb is Decimal:
+        if ta is float or tb is float:
+            _float_mix(a, b)
+        return _SUBTRACT(a, b)
     if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return _decimal(DECIMAL_CONTEXT.subtract, a, b)
+        return _decimal(_SUBTRACT, a, b)
     return a - b
 
 
 def _mul(budget: _Budget, a: Any, b: Any) -> Any:
     ta, tb = type(a), type(b)
+    if ta is Decimal or tb is Decimal:
+        if ta is float or tb is float:
+            _float_mix(a, b)
+        return _MULTIPLY(a, b)
     if ta is float or tb is float:
         if isinstance(a, Decimal) or isinstance(b, Decimal):
             _float_mix(a, b)
         return a * b
     if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return _decimal(DECIMAL_CONTEXT.multiply, a, b)
+        return _decimal(_MULTIPLY, a, b)
     if isinstance(a, int) and isinstance(b, int):
         if a.bit_length() + b.bit_length() > _MAX_INT_BITS + 1:
             raise _Limit(f"the product would have more than {MAX_INT_DIGITS:,} digits")
@@ -356,8 +377,13 @@ def _mul(budget: _Budget, a: Any, b: Any) -> Any:
 
 
 def _truediv(a: Any, b: Any) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is Decimal or tb is Decimal:
+        if ta is float or tb is float:
+            _float_mix(a, b)
+        return _DIVIDE(a, b)
     if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return _decimal(DECIMAL_CONTEXT.divide, a, b)
+        return _decimal(_DIVIDE, a, b)
     return a / b
 
 
@@ -1231,7 +1257,9 @@ def _build(text: str, mode: Mode) -> _Program:
     if mode == "eval" or source.written.strip():
         _scan(source.written)
     try:
-        tree = ast.parse(source.parsed, filename=_FILENAME, mode=mode)
+        with warnings.catch_warnings():  # e.g. "'int' object is not subscriptable" for (1).x
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source.parsed, filename=_FILENAME, mode=mode)
     except SyntaxError as exc:
         raise _syntax(exc, source) from None
     except (RecursionError, MemoryError):
@@ -1250,7 +1278,10 @@ def _build(text: str, mode: Mode) -> _Program:
         body = [cast(ast.stmt, rewriter.visit(stmt)) for stmt in cast(ast.Module, tree).body]
     module = _function(body, rewriter.uses_budget)
     namespace = dict(_GLOBALS)
-    exec(compile(module, _FILENAME, "exec", dont_inherit=True), namespace)  # noqa: S102
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = compile(module, _FILENAME, "exec", dont_inherit=True)
+    exec(code, namespace)  # noqa: S102 - defines run(); the checked text is its body
     run = namespace.pop(_RUN)
     return _Program(
         text=text,
@@ -1410,7 +1441,10 @@ def compile_expression(text: str, *, mode: Mode = "eval", origin: str = "") -> C
     Compiled programs are cached by (text, mode), and the returned object by (text, mode,
     origin), so calling this on every evaluation costs a dictionary lookup.
     """
-    compiled = _RECENT.get((text, mode, origin))  # the hot path: a gateway's every visit
+    try:
+        compiled = _RECENT.get((text, mode, origin))  # the hot path: a gateway's every visit
+    except TypeError:  # unhashable text: reported below
+        compiled = None
     if compiled is not None:
         return compiled
     if not isinstance(text, str):
