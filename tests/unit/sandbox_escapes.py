@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SENTINEL = "SENTINEL_PATH"
+SENTINEL = "SENTINEL"
 TOUCH = "__import__('os').system('touch SENTINEL')"
 SUBCLASSES = "().__class__.__base__.__subclasses__()"
 
@@ -97,7 +97,9 @@ ESCAPES: tuple[Escape, ...] = (
     # -- frame walking --------------------------------------------------------------------------
     _e("generator-frame", "frame", "(x for x in ()).gi_frame.f_back.f_globals"),
     _e("generator-frame-name", "frame", "x.gi_frame"),
-    _e("traceback-frame", "frame", "try:\n    1/0\nexcept Exception as e:\n    f = e.__traceback__"),
+    _e(
+        "traceback-frame", "frame", "try:\n    1/0\nexcept Exception as e:\n    f = e.__traceback__"
+    ),
     # -- format strings -----------------------------------------------------------------------
     _e("format-attribute", "format", "'{0.__class__}'.format(1)"),
     _e("format-map", "format", "'{0.__init__.__globals__}'.format_map(canary)"),
@@ -115,7 +117,7 @@ ESCAPES: tuple[Escape, ...] = (
         "definition",
         "class X:\n    def __del__(self):\n        open('SENTINEL', 'w')\nx = X()",
     ),
-    _e("decorator", "definition", "@open\ndef SENTINEL():\n    pass"),
+    _e("decorator", "definition", "@print\ndef f():\n    pass"),
     _e("async-def", "definition", "async def f():\n    await x"),
     # -- loops and comprehensions -----------------------------------------------------------------
     _e("while-true", "loop", "while True:\n    pass"),
@@ -174,14 +176,7 @@ ESCAPES: tuple[Escape, ...] = (
     _bomb(
         "many-allowed-lists",
         "memory",
-        "a = [0] * 999999\nb = [0] * 999999\nc = [0] * 999999\nd = [0] * 999999\n"
-        "e = [0] * 999999",
-    ),
-    _bomb(
-        "aliased-mutation",
-        "memory",
-        "x0 = [0]\nx1 = [x0, x0]\nx2 = [x1, x1]\nx3 = [x2, x2]\nx4 = [x3, x3]\n"
-        "x0[0] = [0] * 999999\nr = x4 == [x3, x3]",
+        "a = [0] * 999999\nb = [0] * 999999\nc = [0] * 999999\nd = [0] * 999999\ne = [0] * 999999",
     ),
     _bomb("shared-strings", "memory", "s = 'a' * 999999\nl = [s, s, s, s, s, s, s, s, s, s]"),
     _bomb("repr-bomb", "memory", "str([[0] * 999999] * 999999)"),
@@ -202,4 +197,16 @@ ESCAPES: tuple[Escape, ...] = (
     _bomb("many-nodes", "size", "[" + "1," * 4000 + "1]"),
 )
 
-assert len({e.name for e in ESCAPES}) == len(ESCAPES), "escape names must be unique"
+# Bombs on plain Python that bankflow's semantics defuse instead of refusing: they run, fast
+# and small. Putting a value into a list copies it, so mutating the original afterwards cannot
+# grow (here 2**4 * 10**6 elements for one comparison) every container that holds it.
+DEFUSED: tuple[Escape, ...] = (
+    _bomb(
+        "aliased-mutation",
+        "memory",
+        "x0 = [0]\nx1 = [x0, x0]\nx2 = [x1, x1]\nx3 = [x2, x2]\nx4 = [x3, x3]\n"
+        "x0[0] = [0] * 999999\nr = x4 == [x3, x3]",
+    ),
+)
+
+assert len({e.name for e in ESCAPES + DEFUSED}) == len(ESCAPES + DEFUSED), "names are unique"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_escapes import ESCAPES, SENTINEL, Escape
+from sandbox_escapes import DEFUSED, ESCAPES, SENTINEL, Escape
 
 from bankflow.errors import BankflowError
 from bankflow.runtime._expressions import (
@@ -28,22 +28,22 @@ from bankflow.runtime._expressions import (
 )
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-CANARY_CALLS = 0
 
 
 class Canary:
     """Task data an escape might try to use as a handle: calling it or reading a (non-dunder)
-    attribute of it counts. Dunder lookups are the host's own protocols (copying)."""
+    attribute of it counts, in ``Canary.calls`` (module-wide). Dunder lookups are the host's
+    own protocols (copying the data for a script) and raise AttributeError as usual."""
+
+    calls = 0
 
     def __call__(self, *args: object, **kwargs: object) -> None:
-        global CANARY_CALLS
-        CANARY_CALLS += 1
+        Canary.calls += 1
 
     def __getattr__(self, name: str) -> object:
         if name.startswith("__"):
             raise AttributeError(name)
-        global CANARY_CALLS
-        CANARY_CALLS += 1
+        Canary.calls += 1
         return self
 
 
@@ -59,13 +59,15 @@ def run(text: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     return compile_expression(text, mode="exec").execute(data or {}, now=lambda: NOW)
 
 
+def attempt(text: str, mode: str, data: dict[str, Any], origin: str) -> Any:
+    """Compile and run: a refusal may come from either step."""
+    compiled = compile_expression(text, mode=mode, origin=origin)  # type: ignore[arg-type]
+    return compiled.evaluate(data) if mode == "eval" else compiled.execute(data)
+
+
 def refusal(text: str, mode: str = "eval", data: dict[str, Any] | None = None) -> ExpressionError:
     with pytest.raises(ExpressionError) as caught:
-        compiled = compile_expression(text, mode=mode, origin="loan.bpmn:42 gateway_1")  # type: ignore[arg-type]
-        if mode == "eval":
-            compiled.evaluate(data or {})
-        else:
-            compiled.execute(data or {})
+        attempt(text, mode, data or {}, "loan.bpmn:42 gateway_1")
     return caught.value
 
 
@@ -104,17 +106,13 @@ def test_every_escape_is_refused_and_nothing_happens(
     if form.startswith("exec: "):
         text = f"result = {text}"
     mode = "eval" if form == "eval" else "exec"
-    calls_before = CANARY_CALLS
+    calls_before = Canary.calls
     cache_clear()  # measure compiling too, not a cached refusal
     tracemalloc.start()
     started = time.perf_counter()
     try:
         with pytest.raises(ExpressionError) as caught:
-            compiled = compile_expression(text, mode=mode, origin="escape")
-            if mode == "eval":
-                compiled.evaluate(escape_data())
-            else:
-                compiled.execute(escape_data())
+            attempt(text, mode, escape_data(), "escape")
     finally:
         elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
@@ -122,17 +120,33 @@ def test_every_escape_is_refused_and_nothing_happens(
     assert caught.value.origin == "escape"
     assert str(caught.value)
     assert not sentinel.exists(), "the escape ran code"
-    assert CANARY_CALLS == calls_before, "the escape reached a task-data object"
+    assert Canary.calls == calls_before, "the escape reached a task-data object"
     # Under tracemalloc, which slows allocation-heavy code several times over.
-    assert elapsed < 0.5, f"took {elapsed:.2f}s: not refused before doing the work"
+    assert elapsed < 5, f"took {elapsed:.2f}s: not refused before doing the work"
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("bomb", DEFUSED, ids=[d.name for d in DEFUSED])
+def test_defused_bombs_run_small_and_fast(bomb: Escape) -> None:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        result = run(bomb.source)
+    finally:
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert elapsed < 5  # generous: an unguarded bomb runs for minutes
+    assert peak < 64 * 2**20
+    assert result["x1"] == [[0], [0]]  # the copy in x1 did not change with x0
+    assert len(result["x0"][0]) == 999999
 
 
 def test_the_sentinel_check_would_see_an_escape(tmp_path: Path) -> None:
     """Control: on plain Python the same text does create the sentinel file."""
     (escape,) = [e for e in ESCAPES if e.name == "open-write"]
     sentinel = tmp_path / "escaped"
-    eval(escape.text(str(sentinel))).close()  # noqa: S307 - the control, on purpose
+    eval(escape.text(str(sentinel))).close()  # the control: plain Python, on purpose
     assert sentinel.exists()
     assert SENTINEL not in escape.text(str(sentinel))
 
@@ -228,6 +242,35 @@ def test_values_put_into_containers_are_copied() -> None:
     result = run("a = [1]\nb = [a, a]\na[0] = 2\nc = {'k': b}\nb[0][0] = 3")
     assert result == {"a": [2], "b": [[3], [1]], "c": {"k": [[1], [1]]}}
     assert run("x = [[0]] * 2\nx[0][0] = 1")["x"] == [[1], [0]]
+
+
+@pytest.mark.parametrize(
+    ("setup", "line"),
+    [
+        ("y = [1] * 999999\n", "r = sum(y)\n"),
+        ("y = [0] * 999999\n", "r = max(y)\n"),
+        ("y = [0] * 999999\n", "r = -1 in y\n"),
+        ("y = [0.5] * 999999\nz = [0.5] * 999999\n", "r = y == z\n"),
+        ("t = (0,) * 999999\nd = {t: 1}\n", "r = d[t]\n"),
+    ],
+    ids=["sum", "max", "in", "compare", "tuple-key"],
+)
+def test_reusing_a_large_value_many_times_is_bounded(setup: str, line: str) -> None:
+    """No loops, but 300 lines that each walk a million items would take seconds: the walks
+    are charged to the run's budget, so the script is refused after a few of them."""
+    started = time.perf_counter()
+    error = refusal(setup + line * 300, "exec")
+    assert time.perf_counter() - started < 1
+    assert error.error_type == "LimitExceeded"
+    assert "build or walk more than 4,000,000 units" in error.message
+    assert error.line is not None
+    assert error.line <= len(setup.splitlines()) + 10
+
+
+def test_comparing_and_summing_ordinary_values_is_not_limited() -> None:
+    data = {"a": [1, 2], "b": [1, 2], "c": "x" * 5000, "limits": {"k": 1}, "key": "k"}
+    assert ev("a == b and a <= b and c == c and 1 in a and limits[key] == 1", data) is True
+    assert ev("sum(a) + max(a) + min(a)", data) == 6
 
 
 def test_results_are_bounded_too() -> None:
@@ -475,7 +518,8 @@ def test_compiled_once_per_text_and_mode() -> None:
     first = compile_expression("amount > 1", mode="eval", origin="a")
     assert compile_expression("amount > 1", mode="eval", origin="a") is first
     other_origin = compile_expression("amount > 1", mode="eval", origin="b")
-    assert other_origin is not first and other_origin.origin == "b"
+    assert other_origin is not first
+    assert other_origin.origin == "b"
     info = cache_info()
     assert (info.misses, info.hits) == (1, 1)  # compiled once for both origins
     compile_expression("amount > 1", mode="exec")

@@ -12,21 +12,25 @@ How it works:
 
 1. The text is scanned (bracket nesting, size), parsed with ``ast``, and every node is checked
    against an allow-list; anything else is an ``ExpressionError`` naming what, line, column
-   and the snippet. There is no attribute access at all, no name starting with ``_``, no
-   loop, comprehension, lambda, def, class, import, try, with, f-string, walrus, star-arg.
+   and the snippet. No Python attribute is ever read (a dotted ``a.b`` is only the data path
+   ``a["b"]``; method calls are refused), no name starts with ``_``, and there is no loop,
+   comprehension, lambda, def, class, import, try, with, f-string, walrus or star-arg.
 2. The tree is rewritten: every variable ``x`` becomes ``data["x"]`` (so a name can only ever
    mean task data, never a builtin or an internal), calls go to the whitelisted helpers
-   only, and ``+ - * / // % **``, unary ``-``/``+`` and slicing become guard calls (size
-   checks, the bounded ``Decimal`` context, copy-on-build of nested values).
+   only, and ``+ - * / // % **``, unary ``-``/``+``, slicing, and comparisons between two
+   non-constants become guard calls (size checks before the work, the bounded ``Decimal``
+   context, copy-on-build of nested values, the run's work budget).
 3. It is compiled into one plain Python function ``run(data, clock)`` whose globals hold the
    helpers and an empty ``__builtins__``. Running a condition is one function call, about as
    fast as ``eval`` of a precompiled code object (see bench/expressions.py).
 
 Values are copied when they are put into another list/dict/tuple (copy-on-build), so no two
 containers built by an expression share a child. That keeps the *logical* size of every value
-equal to what it costs in memory, and that is what the run's allocation budget counts: a
-script cannot build ``[x, x, ...]`` of a large ``x`` and then make a comparison, a ``str()``
-or the host's JSON serializer walk 10**12 elements.
+equal to what it costs in memory, and that is what the run's budget (``MAX_ALLOCATED``)
+counts, together with the walks that comparisons, ``in``, keys and ``min``/``max``/``sum``
+make over large values: a script cannot build ``[x, x, ...]`` of a large ``x`` and then make
+a comparison, a ``str()`` or the host's JSON serializer walk 10**12 elements, nor compare one
+large list 400 times. With no loops, that bounds a run without a wall-clock timer.
 
 Only the standard library is used; SpiffWorkflow is not imported here (``runtime._spiff``
 wires this into its script engine).
@@ -35,10 +39,12 @@ wires this into its script engine).
 from __future__ import annotations
 
 import ast
+import copy
 import decimal
 import functools
 import io
 import itertools
+import operator
 import textwrap
 import tokenize
 import warnings
@@ -88,9 +94,12 @@ MAX_NESTING: Final = 50
 MAX_ITEMS: Final = 1_000_000
 """Longest str, list or tuple an operation may produce (characters or items)."""
 MAX_ALLOCATED: Final = 4_000_000
-"""What one run may build in total, in units of about 8 bytes: an item of a list, tuple or
-dict is 1, a string of n characters ``1 + n // 2``, an int ``1 + bits // 64``. The value an
-expression returns and the variables a script assigns are held to the same bound."""
+"""What one run may build and walk in total, in units of about 8 bytes: an item of a list,
+tuple or dict is 1, a string of n characters ``1 + n // 2``, an int ``1 + bits // 64``.
+Building a value charges its size; so do the operations whose C code walks a value
+(comparisons and ``in`` between non-constants, non-constant keys, ``min``/``max``/``sum``).
+The value an expression returns and the variables a script assigns are held to the same
+bound, so the host's own walk over them (validation, JSON) stays bounded too."""
 MAX_INT_DIGITS: Final = 4_300
 """Largest int an operation may produce, in decimal digits (Python's own int-to-str limit)."""
 MAX_VALUE_DEPTH: Final = 32
@@ -144,7 +153,7 @@ _SIGNATURES: Final[dict[str, tuple[int, int | None, frozenset[str]]]] = {
     "hours": (1, 1, frozenset()),
     "minutes": (1, 1, frozenset()),
 }
-_NEEDS_BUDGET: Final = frozenset({"str", "sum"})
+_NEEDS_BUDGET: Final = frozenset({"str", "sum", "min", "max"})
 _NEEDS_CLOCK: Final = frozenset({"today", "now"})
 
 # Internal names of the generated function. Analysts cannot write them: names starting with
@@ -223,7 +232,7 @@ def _charge(budget: _Budget, units: int) -> None:
     budget[0] -= units
     if budget[0] < 0:
         raise _Limit(
-            f"this run would build more than {MAX_ALLOCATED:,} units of values "
+            f"this run would build or walk more than {MAX_ALLOCATED:,} units of values "
             "(about 32 MB); work on smaller values"
         )
 
@@ -239,54 +248,115 @@ def _check_int(n: int) -> int:
     return n
 
 
+_FLAT: Final = frozenset({float, bool, type(None), Decimal, date, datetime, timedelta})
+_IMMUTABLE: Final = _FLAT | {int, str}
+
+
 def _units(value: Any, cap: int) -> int:
     """Logical size of ``value`` (shared parts counted every time they occur), stopping as
-    soon as it passes ``cap``: the walk never costs more than the cap."""
+    soon as it passes ``cap``: the walk never costs much more than the cap. A container is 1
+    plus its items; ``[0] * 1000`` is 1001. Lists of plain values are sized at C speed."""
     total = 0
     stack = [value]
     while stack:
         v = stack.pop()
         t = type(v)
+        total += 1
         if t is str:
-            total += 1 + len(v) // 2
+            total += len(v) // 2
         elif t is int:
-            total += 1 + v.bit_length() // 64
+            total += v.bit_length() // 64
         elif t is list or t is tuple:
-            total += 1 + len(v)
-            stack.extend(v)
+            kinds = set(map(type, v))
+            if kinds <= _FLAT:
+                total += len(v)
+            elif kinds == {int}:
+                total += len(v) + sum(map(int.bit_length, v)) // 64
+            elif kinds == {str}:
+                total += len(v) + sum(map(len, v)) // 2
+            else:
+                stack.extend(v)
         elif t is dict:
-            total += 1 + 2 * len(v)
             stack.extend(v.keys())
             stack.extend(v.values())
-        else:
-            total += 1
         if total > cap:
             break
     return total
 
 
-def _own(budget: _Budget, value: Any, depth: int = 0) -> Any:
+_ATOMIC: Final = _FLAT | {int}
+_SHORT: Final = 4096
+
+
+def _compare(op: Callable[[Any, Any], Any]) -> Callable[[_Budget, Any, Any], Any]:
+    """A comparison guard: charge both operands (``_work``) unless both are numbers, dates
+    or short strings, then compare. One call instead of three keeps ``a == b`` cheap."""
+
+    def guard(budget: _Budget, a: Any, b: Any) -> Any:
+        ta, tb = type(a), type(b)
+        if (ta in _ATOMIC or (ta is str and len(a) < _SHORT)) and (
+            tb in _ATOMIC or (tb is str and len(b) < _SHORT)
+        ):
+            return op(a, b)
+        _work(budget, a)
+        _work(budget, b)
+        return op(a, b)
+
+    guard.__name__ = f"_compare_{op.__name__}"
+    return guard
+
+
+def _contains(a: Any, b: Any) -> bool:
+    return a in b
+
+
+def _not_contains(a: Any, b: Any) -> bool:
+    return a not in b
+
+
+def _work(budget: _Budget, value: Any) -> Any:
+    """``value``, after charging the run for walking it: wraps the operands of comparisons,
+    ``in`` and non-constant keys, whose cost in C grows with their size. Without it, a
+    script could compare one large list 400 times (no loop needed) and run for seconds."""
+    t = type(value)
+    if t is list or t is tuple or t is dict:
+        _charge(budget, _units(value, budget[0] + 1))
+    elif t is str:
+        _charge(budget, 1 + len(value) // 256)  # compared and hashed at memcmp speed
+    return value
+
+
+def _own(budget: _Budget, value: Any) -> Any:
     """``value`` as it goes into a new container: lists, tuples and dicts are copied (so no
     two containers share a child, and later changes to the original do not show through, as
-    with JSON values); everything is charged to the run's budget."""
+    with JSON values). The size is charged first, so an oversized value is refused before
+    any copying."""
     t = type(value)
+    if t is list or t is tuple or t is dict:
+        _charge(budget, _units(value, budget[0] + 1))
+        return _copy(value, 0)
     if t is str:
         _charge(budget, 1 + len(value) // 2)
-        return value
-    if t is int:
+    elif t is int:
         _charge(budget, 1 + value.bit_length() // 64)
-        return value
-    if t is list or t is tuple or t is dict:
+    else:
+        _charge(budget, 1)
+    return value
+
+
+def _copy(value: Any, depth: int) -> Any:
+    t = type(value)
+    if t is list or t is tuple:
         if depth >= MAX_VALUE_DEPTH:
             raise _Limit(f"values may be nested at most {MAX_VALUE_DEPTH} levels deep")
-        _charge(budget, 1 + len(value))
-        if t is dict:
-            return {
-                _own(budget, k, depth + 1): _own(budget, v, depth + 1) for k, v in value.items()
-            }
-        items = [_own(budget, v, depth + 1) for v in value]
+        if set(map(type, value)) <= _IMMUTABLE:
+            return list(value) if t is list else value
+        items = [_copy(v, depth + 1) for v in value]
         return items if t is list else tuple(items)
-    _charge(budget, 1)
+    if t is dict:
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Limit(f"values may be nested at most {MAX_VALUE_DEPTH} levels deep")
+        return {_copy(k, depth + 1): _copy(v, depth + 1) for k, v in value.items()}
     return value
 
 
@@ -370,7 +440,7 @@ def _mul(budget: _Budget, a: Any, b: Any) -> Any:
             _charge(budget, 1 + n // 2)
             return a * b
         if _is_flat(a):
-            _charge(budget, 1 + max(b, 0) * _units(a, MAX_ALLOCATED))
+            _charge(budget, 1 + max(b, 0) * (_units(a, MAX_ALLOCATED) - 1))
             return a * b
         return _own(budget, a * b)  # [[0]] * 3 makes three lists, not one shared three times
     return a * b
@@ -450,10 +520,22 @@ def _len(value: Any) -> int:
 
 
 def _sum(budget: _Budget, values: Iterable[Any], start: Any = 0) -> Any:
+    items = values if isinstance(values, list | tuple) else list(values)
+    _charge(budget, 1 + len(items))  # one guarded addition per item, in Python
     total = start
-    for item in values:
+    for item in items:
         total = _add(budget, total, item)
     return total
+
+
+def _min(budget: _Budget, *args: Any, **default: Any) -> Any:
+    _charge(budget, _units(args, budget[0] + 1))
+    return min(*args, **default)
+
+
+def _max(budget: _Budget, *args: Any, **default: Any) -> Any:
+    _charge(budget, _units(args, budget[0] + 1))
+    return max(*args, **default)
 
 
 def _abs(value: Any) -> Any:
@@ -581,8 +663,8 @@ def _minutes(n: Any) -> timedelta:
 
 _HELPERS: Final[dict[str, Callable[..., Any]]] = {
     "len": _len,
-    "min": min,
-    "max": max,
+    "min": _min,
+    "max": _max,
     "sum": _sum,
     "abs": _abs,
     "round": _round,
@@ -609,6 +691,17 @@ _GUARDS: Final[dict[type[ast.operator], tuple[str, Callable[..., Any], bool]]] =
     ast.Mod: ("__bf_mod", _mod, False),
     ast.Pow: ("__bf_pow", _pow, False),
 }
+_COMPARISONS: Final[dict[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: _contains,
+    ast.NotIn: _not_contains,
+}
+_COMPARE_GUARDS: Final = {op: f"__bf_compare_{op.__name__}" for op in _COMPARISONS}
 _GLOBALS: Final[dict[str, Any]] = {
     "__builtins__": {},  # without it, exec would insert the real builtins module
     **{f"__bf_fn_{name}": helper for name, helper in _HELPERS.items()},
@@ -617,6 +710,8 @@ _GLOBALS: Final[dict[str, Any]] = {
     "__bf_pos": _pos,
     "__bf_slice": _slice,
     "__bf_own": _own,
+    "__bf_work": _work,
+    **{_COMPARE_GUARDS[op]: _compare(fn) for op, fn in _COMPARISONS.items()},
     "__bf_result": _result,
 }
 assert set(_HELPERS) == FUNCTIONS == set(_SIGNATURES)
@@ -671,7 +766,6 @@ _OPERATOR_TEXT: Final[dict[type[ast.AST], str]] = {
 }
 _UNCOUNTED: Final = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
 _LITERALS: Final = (ast.Constant, ast.List, ast.Tuple, ast.Dict)
-_BOOLEAN: Final = (ast.Compare,)
 
 
 class _Refusal(Exception):
@@ -795,8 +889,11 @@ def _reason(exc: BaseException, name: str | None) -> tuple[str, str]:
     if isinstance(exc, KeyError) and name is not None and exc.args == (name,):
         kind, text = "NameError", f"unknown variable {name!r}"
     elif isinstance(exc, decimal.DecimalException):
+        # The C implementation raises the first trapped signal's class and lists the
+        # conditions (ConversionSyntax...) in args[0].
+        conditions = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
         for signal, signal_kind, signal_text in _DECIMAL_REASONS:
-            if isinstance(exc, signal):
+            if isinstance(exc, signal) or signal in conditions:
                 kind, text = signal_kind, signal_text
                 break
     elif isinstance(exc, RecursionError):
@@ -997,7 +1094,11 @@ class _Checker:
 
     def check_Subscript(self, node: ast.Subscript) -> None:
         self.check(node.value)
-        self.check(node.slice)
+        index = node.slice
+        if isinstance(index, ast.Slice):  # only directly: x[1:2], not x[1:2, 3]
+            self.check_all(part for part in (index.lower, index.upper, index.step) if part)
+        else:
+            self.check(index)
 
     def check_Attribute(self, node: ast.Attribute) -> None:
         """``customer.address.city`` is a path in task data, as FEEL and JUEL write it: it
@@ -1006,9 +1107,6 @@ class _Checker:
         if node.attr.startswith("_"):
             self.refuse(f"names starting with _ are not allowed (`.{node.attr}`)", node)
         self.check(node.value)
-
-    def check_Slice(self, node: ast.Slice) -> None:
-        self.check_all(part for part in (node.lower, node.upper, node.step) if part)
 
     def check_Constant(self, node: ast.Constant) -> None:
         if node.value is not None and not isinstance(node.value, bool | int | float | str):
@@ -1126,13 +1224,49 @@ class _Rewriter(ast.NodeTransformer):
         return self.call(name, [cast(ast.expr, self.visit(operand))], node)
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        if isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Load):
+        value = cast(ast.expr, self.visit(node.value))
+        index = node.slice
+        if isinstance(index, ast.Slice):  # assigning to a slice is refused by the checker
             none = ast.Constant(None)
-            parts = [node.slice.lower, node.slice.upper, node.slice.step]
-            args = [self.visit(p) if p else none for p in parts]
-            value = cast(ast.expr, self.visit(node.value))
+            parts = [index.lower, index.upper, index.step]
+            args = [cast(ast.expr, self.visit(p)) if p else none for p in parts]
             return self.call("__bf_slice", [self.budget(), value, *args], node)
-        return self.generic_visit(node)
+        key = cast(ast.expr, self.visit(index))
+        if not _cheap(index):  # hashing a tuple key costs its size
+            key = self.call("__bf_work", [self.budget(), key], index)
+        lookup = ast.Subscript(value=value, slice=key, ctx=node.ctx)
+        return ast.copy_location(lookup, node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        """Operands whose comparison can cost their size are charged (see ``_work``); a
+        comparison with a constant, like ``amount <= 10000``, is left alone."""
+        operands = [node.left, *node.comparators]
+        charged = [False] * len(operands)
+        for i, op in enumerate(node.ops):
+            left, right = operands[i], operands[i + 1]
+            if isinstance(op, ast.Is | ast.IsNot):
+                continue
+            if isinstance(op, ast.In | ast.NotIn):
+                if not _cheap(right):
+                    charged[i] = not _cheap(left)
+                    charged[i + 1] = True
+            elif not _cheap(left) and not _cheap(right):
+                charged[i] = charged[i + 1] = True
+        if len(node.ops) == 1 and charged[1]:
+            # The common case (a == b, x in items): one guard call does both the charge
+            # and the comparison, with a fast path for two numbers or short strings.
+            op = node.ops[0]
+            guard = _COMPARE_GUARDS[type(op)]
+            left, right = (cast(ast.expr, self.visit(o)) for o in operands)
+            return self.call(guard, [self.budget(), left, right], node)
+        visited = []
+        for operand, charge in zip(operands, charged, strict=True):
+            value = cast(ast.expr, self.visit(operand))
+            if charge:
+                value = self.call("__bf_work", [self.budget(), value], operand)
+            visited.append(value)
+        compare = ast.Compare(left=visited[0], ops=node.ops, comparators=visited[1:])
+        return ast.copy_location(compare, node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         name = cast(ast.Name, node.func).id
@@ -1183,6 +1317,16 @@ class _Rewriter(ast.NodeTransformer):
         combined = ast.copy_location(ast.BinOp(left=load, op=node.op, right=node.value), node)
         assign = ast.copy_location(ast.Assign(targets=[node.target], value=combined), node)
         return self.visit_Assign(assign)
+
+
+def _cheap(node: ast.expr) -> bool:
+    """A constant, or a literal list/tuple of constants: comparing with it costs O(1) or
+    O(its length), which the source length already bounds."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.List | ast.Tuple):
+        return all(isinstance(e, ast.Constant) for e in node.elts)
+    return isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)
 
 
 def _stores_into(target: ast.expr) -> bool:
@@ -1427,8 +1571,6 @@ class Compiled:
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    import copy
-
     return copy.deepcopy(dict(data))
 
 
