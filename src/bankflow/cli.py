@@ -313,6 +313,13 @@ def tasks(
         out.print(_task_table(found))
 
 
+def _report_task(task: Task, as_json: bool, message: str) -> None:
+    if as_json:
+        _dump(task)
+    else:
+        out.print(message)
+
+
 @app.command()
 def claim(
     task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
@@ -320,10 +327,7 @@ def claim(
     """Take a task: it becomes yours until you complete or unclaim it."""
     with _engine() as engine:
         task = engine.tasks.claim(task_id, user=user, groups=_groups(groups))
-    if as_json:
-        _dump(task)
-    else:
-        out.print(f"{task.id} claimed by {task.assignee}")
+    _report_task(task, as_json, f"{task.id} claimed by {task.assignee}")
 
 
 @app.command()
@@ -333,10 +337,7 @@ def unclaim(
     """Give a claimed task back to its candidates."""
     with _engine() as engine:
         task = engine.tasks.unclaim(task_id, user=user, groups=_groups(groups))
-    if as_json:
-        _dump(task)
-    else:
-        out.print(f"{task.id} is unassigned")
+    _report_task(task, as_json, f"{task.id} is unassigned")
 
 
 @app.command()
@@ -350,10 +351,7 @@ def delegate(
     """Hand a task to another user."""
     with _engine() as engine:
         task = engine.tasks.delegate(task_id, user=user, to_user=to, groups=_groups(groups))
-    if as_json:
-        _dump(task)
-    else:
-        out.print(f"{task.id} delegated to {task.assignee}")
+    _report_task(task, as_json, f"{task.id} delegated to {task.assignee}")
 
 
 @app.command()

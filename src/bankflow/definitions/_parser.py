@@ -126,8 +126,7 @@ class SourceDoc:
 class BuildOutcome:
     """What building a deployment's specs produced.
 
-    ``specs`` holds SpiffWorkflow objects and never leaves the definitions/runtime
-    adapters; ``calls`` maps each call activity to the process it calls.
+    ``calls`` maps each call activity to the process it calls.
     """
 
     processes: dict[str, str] = field(default_factory=dict)  # process id -> file name
@@ -135,7 +134,6 @@ class BuildOutcome:
     decisions: dict[str, str] = field(default_factory=dict)  # decision id -> file name
     decision_names: dict[str, str | None] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # file, element, called
-    specs: dict[str, Any] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
@@ -349,9 +347,9 @@ def build(
     docs = {d.name: d for d in [*bpmn, *dmn, *extra_dmn]}
     parser = BankflowBpmnParser()
     for doc in extra_dmn:
-        _add_decisions(doc, parser, None, docs)
+        _add_decisions(doc, parser, None)
     for doc in dmn:
-        _add_decisions(doc, parser, outcome, docs)
+        _add_decisions(doc, parser, outcome)
     for doc in bpmn:
         try:
             parser.add_bpmn_xml(doc.root, filename=doc.name)
@@ -364,13 +362,12 @@ def build(
             continue  # an embedded sub-process, built as part of its process
         file = process_parser.filename or ""
         try:
-            spec = parser.get_spec(process_id)
+            parser.get_spec(process_id)  # SpiffWorkflow parses lazily: this is the check
         except Exception as exc:
             outcome.diagnostics.append(_diagnostic(exc, docs, file))
             continue
         outcome.processes[process_id] = file
         outcome.process_names[process_id] = process_parser.node.get("name")
-        outcome.specs[process_id] = spec
         for call in process_parser.node.iter(q("callActivity")):
             called = (call.get("calledElement") or "").strip()
             if called:
@@ -384,15 +381,14 @@ def build_process(
     """The spec and sub-process specs of a deployed process, from its stored sources
     (name, content, "bpmn"/"dmn"), rewritten exactly as deploy checked them."""
     parser = BankflowBpmnParser()
-    docs: dict[str, SourceDoc] = {}
     bpmn_docs = []
     for name, content, kind in sources:
         root = parse(SourceFile(display=name, name=name, content=content))
         if isinstance(root, Diagnostic):
             raise ValueError(f"stored definition {name} no longer parses: {root.message}")
-        doc = docs[name] = SourceDoc(name=name, root=root)
+        doc = SourceDoc(name=name, root=root)
         if kind == "dmn":
-            _add_decisions(doc, parser, None, docs)
+            _add_decisions(doc, parser, None)
         else:
             rewrite(doc.root, file=name)
             bpmn_docs.append(doc)
@@ -407,7 +403,6 @@ def _add_decisions(
     doc: SourceDoc,
     parser: BankflowBpmnParser,
     outcome: BuildOutcome | None,
-    docs: dict[str, SourceDoc],
 ) -> None:
     """Read every decision of a DMN file and compile its cells in the sandbox; a cell that
     does not compile is an error naming the rule, a decision that is not a table is left

@@ -214,9 +214,6 @@ class DefinitionStore:
             for r in rows
         ]
 
-    def resource_content(self, session: Session, resource_id: str) -> bytes | None:
-        return session.scalar(select(ResourceRow.content).where(ResourceRow.id == resource_id))
-
     def decision_source(self, session: Session, key: str) -> tuple[str, bytes] | None:
         """The latest deployed DMN file defining decision ``key``."""
         row = session.execute(

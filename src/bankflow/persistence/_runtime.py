@@ -153,13 +153,6 @@ class RuntimeStore:
         query = query.order_by(_instance.c.started_at.desc(), _instance.c.id)
         return list(conn.execute(query.limit(limit).offset(offset)).mappings())
 
-    def definition_version(self, conn: Connection, definition_id: str) -> int | None:
-        return conn.scalar(
-            select(ProcessDefinitionRow.version).where(ProcessDefinitionRow.id == definition_id)
-        )
-
-    # -- tasks --------------------------------------------------------------------------
-
     def insert_tasks(self, conn: Connection, tasks: Sequence[dict[str, Any]]) -> None:
         if not tasks:
             return
@@ -177,9 +170,6 @@ class RuntimeStore:
         ids = [{"b_id": task_id} for task_id in task_ids]
         if ids:
             conn.execute(_DELETE_TASK, ids)
-
-    def task_ids_of(self, conn: Connection, instance_id: str) -> list[str]:
-        return list(conn.scalars(select(_task.c.id).where(_task.c.instance_id == instance_id)))
 
     def task(self, conn: Connection, task_id: str) -> RowMapping | None:
         return conn.execute(select(_task).where(_task.c.id == task_id)).mappings().one_or_none()

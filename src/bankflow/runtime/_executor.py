@@ -167,10 +167,6 @@ class Executor:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def read(self, instance_id: str) -> Read:
-        with self._db.connect() as conn:
-            return self._read_instance(conn, instance_id)
-
     def read_task(self, task_id: str) -> Read:
         """The instance a waiting task belongs to."""
         with self._db.connect() as conn:

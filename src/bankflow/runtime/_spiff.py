@@ -254,12 +254,6 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         task.data.update({k: v for k, v in result.items() if k not in extra})
         return True
 
-    def call_service(self, task: Any, **kwargs: Any) -> Any:
-        raise WorkflowTaskException(
-            f"no handler is registered for service {kwargs.get('operation_name')!r}",
-            task=task,
-        )
-
     def run_service(self, task: Any, spec: Any) -> bool | None:
         """True when done, None while it waits for an external worker."""
         name = spec.operation_name
@@ -433,8 +427,3 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     if last is not None:
         return dict(last.data)
     return dict(workflow.task_tree.data)
-
-
-def errored_task(workflow: BpmnWorkflow) -> str | None:
-    task = workflow.get_next_task(state=TaskState.ERROR)
-    return None if task is None else str(task.id)
