@@ -106,6 +106,9 @@ class ElementInfo(_Frozen):
     form_key: str | None = None
     form_fields: tuple[FormField, ...] = ()
     line: int | None = None
+    trigger: dict[str, str] | None = None
+    """Start events only: ``{"kind": "message", "name": ...}`` or ``{"kind": "timer",
+    "type": "timeCycle", "value": "R3/PT1H"}``."""
 
 
 class ProcessDefinition(_Frozen):

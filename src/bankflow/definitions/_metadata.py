@@ -66,7 +66,29 @@ def _info(el: etree._Element, element_id: str, process_id: str, lane: str | None
         form_key=_attr(el, "formKey", CAMUNDA) or _attr(el, "formRef", CAMUNDA),
         form_fields=tuple(_form_fields(el)),
         line=el.sourceline,
+        trigger=_trigger(el) if local_name(el) == "startEvent" else None,
     )
+
+
+def _trigger(el: etree._Element) -> dict[str, str] | None:
+    """What starts a process by itself: a message (by the name SpiffWorkflow matches on)
+    or a timer (its expression, quotes from the compatibility rewrite removed)."""
+    message = el.find(q("messageEventDefinition"))
+    if message is not None:
+        ref = _attr(message, "messageRef")
+        name = ref
+        for candidate in el.getroottree().getroot().iter(q("message")):
+            if ref is not None and candidate.get("id") == ref:
+                name = _attr(candidate, "name") or ref
+        return {"kind": "message", "name": name} if name else None
+    timer = el.find(q("timerEventDefinition"))
+    if timer is not None:
+        for kind in ("timeCycle", "timeDate", "timeDuration"):
+            found = timer.find(q(kind))
+            if found is not None and (found.text or "").strip():
+                value = (found.text or "").strip().strip("'\"")
+                return {"kind": "timer", "type": kind, "value": value}
+    return None
 
 
 def _lanes(process: etree._Element) -> dict[str, str]:

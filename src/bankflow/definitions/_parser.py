@@ -157,13 +157,27 @@ def service_name(node: etree._Element) -> str | None:
     return None
 
 
+def retry_cycle(node: etree._Element) -> str | None:
+    """``camunda:failedJobRetryTimeCycle`` (e.g. ``R5/PT5M``): how often and how far apart
+    a failing job is tried."""
+    found = node.find(f"{q('extensionElements')}/{q('failedJobRetryTimeCycle', CAMUNDA)}")
+    if found is None or not (found.text or "").strip():
+        return None
+    return (found.text or "").strip()
+
+
 def _result_variable(node: etree._Element) -> str | None:
     return node.get(q("resultVariable", CAMUNDA))
 
 
 class BankflowServiceTask(ServiceTask):  # type: ignore[misc]
     """Runs the host's registered handler through the workflow's script engine; with no
-    handler the task waits (STARTED) for an external worker."""
+    handler, ``camunda:asyncBefore`` or an external topic the task waits (STARTED) and the
+    runtime turns the wait into a job row for a worker or an external system."""
+
+    external: bool = False
+    async_before: bool = False
+    retry_cycle: str | None = None
 
     def _execute(self, task: Any) -> bool | None:
         result: bool | None = task.workflow.script_engine.run_service(task, self)
@@ -176,7 +190,7 @@ class _ServiceTaskParser(SpiffTaskParser):  # type: ignore[misc]
     def create_task(self) -> Any:
         extensions = self.parse_extensions()
         operator = extensions.get("serviceTaskOperator") or {}
-        return BankflowServiceTask(
+        task = BankflowServiceTask(
             self.spec,
             self.bpmn_id,
             operation_name=operator.get("name") or service_name(self.node) or self.bpmn_id,
@@ -186,6 +200,10 @@ class _ServiceTaskParser(SpiffTaskParser):  # type: ignore[misc]
             postscript=extensions.get("postScript"),
             **self.bpmn_attributes,
         )
+        task.external = self.node.get(q("type", CAMUNDA)) == "external"
+        task.async_before = self.node.get(q("asyncBefore", CAMUNDA)) == "true"
+        task.retry_cycle = retry_cycle(self.node)
+        return task
 
 
 class _DecisionRunner:

@@ -137,6 +137,7 @@ class DefinitionStore:
                     form_key=info.form_key,
                     form_fields=[f.model_dump() for f in info.form_fields],
                     line=info.line,
+                    trigger=info.trigger,
                 )
             )
 
@@ -210,6 +211,7 @@ class DefinitionStore:
                 form_key=r.form_key,
                 form_fields=tuple(FormField.model_validate(f) for f in r.form_fields),
                 line=r.line,
+                trigger=r.trigger,
             )
             for r in rows
         ]

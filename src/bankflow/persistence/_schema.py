@@ -33,10 +33,13 @@ __all__ = [
     "ElementRow",
     "EventRow",
     "InstanceRow",
+    "JobRow",
     "ProcessDefinitionRow",
     "ResourceRow",
+    "SubscriptionRow",
     "TaskCandidateRow",
     "TaskRow",
+    "WorkerRow",
 ]
 
 NAMING = {
@@ -134,6 +137,9 @@ class ElementRow(Base):
     form_key: Mapped[str | None] = mapped_column(String(512))
     form_fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     line: Mapped[int | None] = mapped_column(Integer)
+    # Start events only: {"kind": "message", "name": ...} or {"kind": "timer", "type":
+    # "timeCycle", "value": "R3/PT1H"}; how a new instance can begin without a caller.
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # -- runtime ---------------------------------------------------------------------------------
@@ -232,3 +238,71 @@ class EventRow(Base):
     actor: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobRow(Base):
+    """Work due at a time: a timer to fire, a service to call, a message to carry to
+    another instance, a process to start on its timer. Written in the same transaction as
+    the state that made it; claimed by locking (``lock_owner`` until ``lock_expires_at``),
+    so a dead worker's jobs are taken over once the lock runs out."""
+
+    __tablename__ = "bf_job"
+    __table_args__ = (
+        Index(None, "status", "due_at"),
+        Index(None, "instance_id"),
+        Index(None, "topic", "status", "due_at"),
+        Index(None, "lock_owner"),
+        Index(None, "definition_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    instance_id: Mapped[str | None] = mapped_column(ForeignKey("bf_instance.id"))
+    definition_id: Mapped[str | None] = mapped_column(String(36))
+    process_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lock_owner: Mapped[str | None] = mapped_column(String(255))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    retries: Mapped[int] = mapped_column(Integer)
+    retry_cycle: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SubscriptionRow(Base):
+    """A task waiting for a message, found by name and business key without opening any
+    instance."""
+
+    __tablename__ = "bf_subscription"
+    __table_args__ = (
+        Index(None, "message_name", "business_key"),
+        Index(None, "instance_id"),
+    )
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("bf_instance.id"))
+    process_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+    message_name: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkerRow(Base):
+    """A running ``bankflow worker``: its heartbeat says it is alive."""
+
+    __tablename__ = "bf_worker"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

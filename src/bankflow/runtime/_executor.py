@@ -33,6 +33,7 @@ from bankflow.errors import (
 )
 from bankflow.models import FailureInfo, Instance, InstanceStatus, Task
 from bankflow.persistence import Database
+from bankflow.persistence._jobs import INSTANCE_KINDS, JobStore
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
@@ -48,6 +49,8 @@ class Read:
     row: RowMapping
     tasks: dict[str, RowMapping]
     definition: LoadedDefinition
+    jobs: list[RowMapping] = field(default_factory=list)
+    subscriptions: list[RowMapping] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +61,14 @@ class Change:
     events: list[dict[str, Any]] = field(default_factory=list)
     done_task_ids: set[str] = field(default_factory=set)
     status: InstanceStatus | None = None
+    # Runs first inside the write transaction (e.g. takes the job being fired, raising
+    # ConcurrencyError when another worker already did).
+    guard: Callable[[Connection], None] | None = None
+    consumed_job: str | None = None
+    failure: _spiff.Failure | None = None
+    reset_incidents: bool = False
+    # SpiffWorkflow's "now" for this change (a job fires at its due time at the earliest).
+    at: datetime | None = None
 
 
 Action = Callable[[Read], Change]
@@ -103,6 +114,7 @@ class Executor:
         self._clock = clock
         self._catalog = catalog
         self._store = RuntimeStore()
+        self._jobs = JobStore()
         self._cache = _Cache(cache_size)
         self.script_engine = _spiff.ScriptEngine(services, now=clock.now)
 
@@ -116,10 +128,19 @@ class Executor:
         business_key: str | None,
         data: dict[str, Any],
         actor: str | None,
+        definition_id: str | None = None,
+        message: tuple[str, dict[str, Any]] | None = None,
+        start_timer: bool = False,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Instance:
+        """Start an instance; ``message`` is delivered to its message start event and
+        ``start_timer`` fires its timer start event (how jobs and correlation start one)."""
         try:
             with self._db.connect(write=True) as conn:
-                definition_id = self._store.definition_id(conn, process_key, version)
+                if guard is not None:
+                    guard(conn)
+                if definition_id is None:
+                    definition_id = self._store.definition_id(conn, process_key, version)
                 if definition_id is None:
                     which = f"version {version} of " if version is not None else ""
                     raise NotFound(
@@ -138,11 +159,9 @@ class Executor:
                     "started_at": now,
                     "revision": 0,
                 }
-                failure = None
-                try:
-                    workflow = _spiff.start(definition.runnable, data, self.script_engine)
-                except _spiff.StepError as exc:
-                    workflow, failure = exc.workflow, exc.failure
+                workflow, failure = self._start_workflow(
+                    definition, data, start_timer=start_timer, message=message
+                )
                 started = _event(
                     header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
                 )
@@ -165,6 +184,28 @@ class Executor:
         self._cache.checkin(instance.id, instance.revision, workflow)
         return instance
 
+    def _start_workflow(
+        self,
+        definition: LoadedDefinition,
+        data: dict[str, Any],
+        *,
+        start_timer: bool,
+        message: tuple[str, dict[str, Any]] | None,
+    ) -> tuple[Any, _spiff.Failure | None]:
+        with _spiff.clock(self._clock.now):
+            try:
+                workflow = _spiff.start(definition.runnable, data, self.script_engine)
+            except _spiff.StepError as exc:
+                return exc.workflow, exc.failure
+            try:
+                if start_timer:
+                    _spiff.fire_start_timers(workflow)
+                if message is not None:
+                    _spiff.deliver_message(workflow, *message)
+            except _spiff.StepError as exc:
+                return workflow, exc.failure
+        return workflow, None
+
     # -- reads ----------------------------------------------------------------------------
 
     def read_task(self, task_id: str) -> Read:
@@ -186,7 +227,13 @@ class Executor:
 
     def _read(self, conn: Connection, row: RowMapping) -> Read:
         tasks = {t["id"]: t for t in self._store.tasks_of(conn, row["id"])}
-        return Read(row=row, tasks=tasks, definition=self._catalog.get(row["definition_id"]))
+        return Read(
+            row=row,
+            tasks=tasks,
+            definition=self._catalog.get(row["definition_id"]),
+            jobs=self._jobs.jobs_of(conn, row["id"]),
+            subscriptions=self._jobs.subscriptions_of(conn, row["id"]),
+        )
 
     # -- change ---------------------------------------------------------------------------
 
@@ -211,15 +258,19 @@ class Executor:
             if status not in statuses:
                 raise InvalidState(f"instance {row['id']} is {status.value}", instance_id=row["id"])
             change = action(read)  # validates; raises before anything changed
+            if change.guard is not None:
+                change.guard(conn)
             workflow = self._cache.checkout(row["id"], row["revision"])
             if workflow is None:
                 workflow = _spiff.load_state(
                     row["state"], read.definition.runnable, self.script_engine
                 )
             now = self._clock.now()
-            failure = None
+            at = change.at if change.at is not None and change.at > now else now
+            failure = change.failure
             try:
-                change.run(workflow)
+                with _spiff.clock(lambda: at):
+                    change.run(workflow)
             except _spiff.StepError as exc:
                 failure = exc.failure
             header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
@@ -238,6 +289,9 @@ class Executor:
                 actor=actor,
                 done=change.done_task_ids,
                 status=change.status,
+                jobs=[j for j in read.jobs if j["id"] != change.consumed_job],
+                subscriptions=read.subscriptions,
+                reset_incidents=change.reset_incidents,
             )
         # Only a committed change goes back to the cache; on any error the workflow object
         # (already changed in memory) is dropped and the next call reloads the stored state.
@@ -261,6 +315,9 @@ class Executor:
         new: bool = False,
         done: set[str] | None = None,
         status: InstanceStatus | None = None,
+        jobs: Sequence[RowMapping] = (),
+        subscriptions: Sequence[RowMapping] = (),
+        reset_incidents: bool = False,
     ) -> Instance:
         if status is None:
             if failure is not None:
@@ -344,6 +401,9 @@ class Executor:
         self._store.delete_tasks(conn, removed)
         self._store.insert_tasks(conn, inserted)
         self._store.insert_events(conn, events)
+        self._sync_waits(
+            conn, header, workflow, status, jobs, subscriptions, now, reset=reset_incidents
+        )
         new_revision = revision if new else revision + 1
         kept = [task_model(t) for task_id, t in existing.items() if task_id in ready_ids]
         tasks = sorted(kept + [task_model(t) for t in inserted], key=lambda t: (t.created_at, t.id))
@@ -361,6 +421,78 @@ class Executor:
             updated_at=now,
             ended_at=values["ended_at"],
             tasks=tuple(tasks),
+        )
+
+    def _sync_waits(
+        self,
+        conn: Connection,
+        header: dict[str, Any],
+        workflow: Any,
+        status: InstanceStatus,
+        jobs: Sequence[RowMapping],
+        subscriptions: Sequence[RowMapping],
+        now: datetime,
+        *,
+        reset: bool,
+    ) -> None:
+        """Bring the job and subscription rows in line with what the workflow waits for,
+        and queue the messages it threw for other instances."""
+        waits = [] if status in _ENDED else _spiff.waits(workflow)
+        job_status = "ready" if status == InstanceStatus.RUNNING else "held"
+        wanted = {(w.kind, w.task_id): w for w in waits if w.kind != "message"}
+        have = {(j["kind"], j["task_id"]): j for j in jobs if j["kind"] in INSTANCE_KINDS}
+        self._jobs.delete_jobs(conn, [j["id"] for key, j in have.items() if key not in wanted])
+        new_jobs = []
+        for key, wait in wanted.items():
+            row = have.get(key)
+            if row is None:
+                new_jobs.append(
+                    _job_values(header, wait, job_status, due=wait.due_at or now, now=now)
+                )
+                continue
+            values: dict[str, Any] = {}
+            if wait.due_at is not None and wait.due_at != row["due_at"]:
+                values["due_at"] = wait.due_at
+            if row["status"] == "incident" and reset:
+                values.update(status=job_status, attempts=0, retries=_retries(wait.retry_cycle))
+                values.update(due_at=now, last_error=None, lock_owner=None, lock_expires_at=None)
+            elif row["status"] in ("ready", "held") and row["status"] != job_status:
+                values["status"] = job_status
+            if values:
+                self._jobs.update_job(conn, row["id"], values)
+        for thrown in _spiff.thrown_messages(workflow):
+            new_jobs.append(
+                {
+                    **_job_values(
+                        header,
+                        _spiff.Wait("message", "", thrown.element_id or "", name=thrown.name),
+                        "ready",
+                        due=now,
+                        now=now,
+                    ),
+                    "task_id": None,
+                    "payload": {"data": _spiff.convert_data(thrown.payload)},
+                }
+            )
+        self._jobs.insert_jobs(conn, new_jobs)
+        wanted_subs = {w.task_id: w for w in waits if w.kind == "message"}
+        have_subs = {s["task_id"] for s in subscriptions}
+        self._jobs.delete_subscriptions(conn, have_subs - set(wanted_subs))
+        self._jobs.insert_subscriptions(
+            conn,
+            [
+                {
+                    "task_id": task_id,
+                    "instance_id": header["id"],
+                    "process_key": header["process_key"],
+                    "business_key": header["business_key"],
+                    "message_name": wait.name or "",
+                    "element_id": wait.element_id,
+                    "created_at": now,
+                }
+                for task_id, wait in wanted_subs.items()
+                if task_id not in have_subs
+            ],
         )
 
     def _task_values(
@@ -410,6 +542,43 @@ class Executor:
 
 
 _ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
+
+DEFAULT_RETRIES = 3
+
+
+def _retries(cycle: str | None) -> int:
+    """Attempts a service job gets: ``R5/PT5M`` gives 5, otherwise 3 (Camunda's default)."""
+    if cycle and cycle.upper().startswith("R"):
+        head = cycle[1:].split("/", 1)[0]
+        if head.isdigit() and int(head) > 0:
+            return int(head)
+    return DEFAULT_RETRIES
+
+
+def _job_values(
+    header: dict[str, Any], wait: _spiff.Wait, status: str, *, due: datetime, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "kind": wait.kind,
+        "status": status,
+        "instance_id": header["id"],
+        "definition_id": header["definition_id"],
+        "process_key": header["process_key"],
+        "business_key": header["business_key"],
+        "element_id": wait.element_id,
+        "task_id": wait.task_id,
+        "topic": wait.name,
+        "due_at": due,
+        "lock_owner": None,
+        "lock_expires_at": None,
+        "attempts": 0,
+        "retries": _retries(wait.retry_cycle),
+        "retry_cycle": wait.retry_cycle,
+        "last_error": None,
+        "payload": None,
+        "created_at": now,
+    }
 
 
 def _duplicate(process_key: str, business_key: str) -> DuplicateBusinessKey:

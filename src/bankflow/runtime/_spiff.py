@@ -11,28 +11,37 @@ from __future__ import annotations
 import copy
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import SpiffWorkflow.bpmn.specs.event_definitions.timer as _timer_module
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
+from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-from bankflow.definitions._parser import build_process
+from bankflow.definitions._parser import BankflowServiceTask, build_process
 from bankflow.errors import BpmnError, InvalidData
 from bankflow.runtime._data import check_data
 from bankflow.runtime._expressions import ExpressionError, compile_expression
@@ -59,6 +68,35 @@ for _iterator in (TaskIterator, BpmnTaskIterator):
     _defaults = list(_iterator.__init__.__defaults__ or ())
     _defaults[_defaults.index(1000)] = _MAX_TREE_DEPTH
     _iterator.__init__.__defaults__ = tuple(_defaults)
+
+
+# SpiffWorkflow's timers read ``datetime.now(timezone.utc)``. Give that module a datetime
+# whose ``now`` is the engine's injected clock while bankflow runs a step, so timers arm
+# and fire on the clock tests and ``bankflow worker --now`` control, never the wall clock.
+_CLOCK: ContextVar[Callable[[], datetime] | None] = ContextVar("bankflow_clock", default=None)
+
+
+class _ClockedDatetime(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> Any:
+        source = _CLOCK.get()
+        if source is None:
+            return datetime.now(tz)
+        current = source()
+        return current if tz is None else current.astimezone(tz)
+
+
+_timer_module.datetime = _ClockedDatetime
+
+
+@contextmanager
+def clock(now: Callable[[], datetime]) -> Iterator[None]:
+    """Run SpiffWorkflow with ``now`` as its idea of the current time."""
+    token = _CLOCK.set(now)
+    try:
+        yield
+    finally:
+        _CLOCK.reset(token)
 
 
 @dataclass(frozen=True)
@@ -257,6 +295,8 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     def run_service(self, task: Any, spec: Any) -> bool | None:
         """True when done, None while it waits for an external worker."""
         name = spec.operation_name
+        if getattr(spec, "async_before", False):
+            return None
         handler = self.services.get(name)
         if handler is None:
             return None
@@ -427,3 +467,169 @@ def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     if last is not None:
         return dict(last.data)
     return dict(workflow.task_tree.data)
+
+
+# -- waits: what jobs and subscriptions stand for ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Something a workflow waits for outside itself: a timer, a service call, a message."""
+
+    kind: str  # "timer", "service", "external" or "message"
+    task_id: str
+    element_id: str
+    name: str | None = None  # service name, external topic or message name
+    due_at: datetime | None = None
+    retry_cycle: str | None = None
+
+
+@dataclass(frozen=True)
+class Thrown:
+    """A message one instance threw that no task of its own caught."""
+
+    name: str
+    payload: dict[str, Any]
+    element_id: str | None
+
+
+def waits(workflow: BpmnWorkflow) -> list[Wait]:
+    found: list[Wait] = []
+    for task in list(workflow.event_manager.tasks.values()):
+        if task.state != TaskState.WAITING:
+            continue
+        definition = task.task_spec.event_definition
+        if isinstance(definition, TimerEventDefinition):
+            due = _timer_due(task, definition)
+            if due is not None:
+                found.append(Wait("timer", str(task.id), task.task_spec.bpmn_id, due_at=due))
+        elif isinstance(definition, MessageEventDefinition):
+            found.append(
+                Wait("message", str(task.id), task.task_spec.bpmn_id, name=definition.name)
+            )
+    for wf in (workflow, *workflow.subprocesses.values()):
+        for task in wf.tasks.values():
+            spec = task.task_spec
+            if task.state == TaskState.STARTED and isinstance(spec, BankflowServiceTask):
+                found.append(
+                    Wait(
+                        "external" if spec.external else "service",
+                        str(task.id),
+                        spec.bpmn_id,
+                        name=spec.operation_name,
+                        retry_cycle=spec.retry_cycle,
+                    )
+                )
+    return found
+
+
+def _timer_due(task: Any, definition: Any) -> datetime | None:
+    value = task._get_internal_data("event_value")
+    if value is None:
+        return None
+    try:
+        if isinstance(definition, CycleTimerEventDefinition):
+            if value["cycles"] == 0:
+                return None
+            return _aware(datetime.fromisoformat(value["next"]))
+        parsed = TimerEventDefinition.parse_time_or_duration(value)
+    except Exception:  # an unreadable value never fires; deploy checks the expressions
+        return None
+    return _aware(parsed) if isinstance(parsed, datetime) else None
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def thrown_messages(workflow: BpmnWorkflow) -> list[Thrown]:
+    """Messages thrown since the last call that must travel to another instance."""
+    found = []
+    for event in workflow.get_events():
+        definition = event.event_definition
+        if isinstance(definition, MessageEventDefinition):
+            payload = event.payload if isinstance(event.payload, dict) else {}
+            found.append(Thrown(definition.name, dict(payload), None))
+    return found
+
+
+def fire_timers(workflow: BpmnWorkflow) -> None:
+    """Let every timer whose time has come (on the current clock) fire, then carry on."""
+    workflow.refresh_timers()
+    _run_engine(workflow)
+
+
+def task_data_of(workflow: BpmnWorkflow, task_id: str) -> dict[str, Any] | None:
+    task = workflow.get_task_from_id(UUID(task_id))
+    return None if task is None else dict(task.data)
+
+
+def _started_service(workflow: BpmnWorkflow, task_id: str) -> Any:
+    task = workflow.get_task_from_id(UUID(task_id))
+    if (
+        task is None
+        or task.state != TaskState.STARTED
+        or not isinstance(task.task_spec, BankflowServiceTask)
+    ):
+        raise LookupError(task_id)
+    return task
+
+
+def complete_service(workflow: BpmnWorkflow, task_id: str, result: dict[str, Any]) -> None:
+    """A service call made outside the engine (worker or external system) came back."""
+    task = _started_service(workflow, task_id)
+    task.data.update(result)
+    try:
+        task.complete()
+    except (SpiffWorkflowException, WorkflowException) as exc:
+        raise StepError(_failure(exc)) from exc
+    _run_engine(workflow)
+
+
+def service_bpmn_error(
+    workflow: BpmnWorkflow, task_id: str, error: BpmnError, data: dict[str, Any]
+) -> None:
+    """Deliver a BPMN error a worker reported to the boundary event catching its code."""
+    task = _started_service(workflow, task_id)
+    task.data.update(data)
+    try:
+        _throw_bpmn_error(task, error, task.task_spec.operation_name)
+    except (SpiffWorkflowException, WorkflowException) as exc:
+        raise StepError(_failure(exc)) from exc
+    _run_engine(workflow)
+
+
+def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
+    """Hand a message to the tasks waiting for it; their data gains ``payload``."""
+    waiting = [
+        t
+        for t in list(workflow.event_manager.tasks.values())
+        if isinstance(t.task_spec.event_definition, MessageEventDefinition)
+        and t.task_spec.event_definition.name == name
+        and t.state == TaskState.WAITING
+    ]
+    if not waiting:
+        return 0
+    for task in waiting:
+        task.data.update(payload)
+    event = BpmnEvent(waiting[0].task_spec.event_definition, payload=dict(payload))
+    try:
+        caught = int(workflow.event_manager.catch(event, internal=False))
+    except (SpiffWorkflowException, WorkflowException) as exc:
+        raise StepError(_failure(exc)) from exc
+    _run_engine(workflow)
+    return caught
+
+
+def fire_start_timers(workflow: BpmnWorkflow) -> None:
+    """An instance created by its process's timer start event: that timer has fired."""
+    from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+
+    for task in list(workflow.event_manager.tasks.values()):
+        spec = task.task_spec
+        if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
+            task._set_internal_data(event_fired=True)
+            spec._update(task)
+    _run_engine(workflow)
