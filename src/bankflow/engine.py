@@ -7,8 +7,9 @@ import os
 from bankflow._clock import Clock, SystemClock
 from bankflow.definitions import Definitions
 from bankflow.history import History
+from bankflow.jobs import ExternalTasks, Incidents, Jobs
 from bankflow.persistence import Database
-from bankflow.runtime import Instances
+from bankflow.runtime import Instances, Messages
 from bankflow.runtime._catalog import Catalog
 from bankflow.runtime._executor import Executor
 from bankflow.services import ServiceRegistry
@@ -60,6 +61,10 @@ class Engine:
         self.instances = Instances(self._db, self.clock, executor)
         self.tasks = Tasks(self._db, self.clock, executor)
         self.history = History(self._db)
+        self.messages = Messages(self._db, executor)
+        self.jobs = Jobs(self._db, self.clock, executor, self.messages, self.services)
+        self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
+        self.incidents = Incidents(self._db, self.instances, self.jobs)
 
     def close(self) -> None:
         self._db.close()

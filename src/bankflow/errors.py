@@ -33,6 +33,7 @@ __all__ = [
     "BpmnError",
     "ConcurrencyError",
     "ConfigurationError",
+    "CorrelationError",
     "DatabaseError",
     "DefinitionError",
     "DuplicateBusinessKey",
@@ -146,3 +147,15 @@ class BpmnError(BankflowError):
     def __init__(self, code: str, message: str | None = None) -> None:
         super().__init__(message or f"BPMN error {code}")
         self.code = code
+
+
+class CorrelationError(BankflowError):
+    """A message matched no waiting instance or start event, or several instances when
+    one was expected; ``instance_ids`` lists what matched."""
+
+    def __init__(
+        self, message: str, *, message_name: str, instance_ids: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.message_name = message_name
+        self.instance_ids = instance_ids

@@ -18,11 +18,16 @@ __all__ = [
     "Diagnostic",
     "ElementInfo",
     "Event",
+    "ExternalTask",
     "FailureInfo",
     "FieldError",
     "FormField",
+    "Incident",
     "Instance",
     "InstanceStatus",
+    "Job",
+    "JobOutcome",
+    "JobRun",
     "ProcessDefinition",
     "Severity",
     "Task",
@@ -229,3 +234,84 @@ class Event(_Frozen):
     actor: str | None
     at: datetime
     data: dict[str, Any] | None
+
+
+class Job(_Frozen):
+    """Work due at a time: a timer, a service call, an external task, a message to carry
+    to another instance, or a timer start of a process."""
+
+    id: str
+    kind: str
+    status: str
+    instance_id: str | None
+    process_key: str
+    business_key: str | None
+    element_id: str | None
+    task_id: str | None
+    topic: str | None
+    due_at: datetime
+    lock_owner: str | None
+    lock_expires_at: datetime | None
+    attempts: int
+    retries: int
+    last_error: str | None
+    created_at: datetime
+
+
+class JobOutcome(_Frozen):
+    """What running one job did: ``fired`` (timer), ``completed`` (service), ``started``
+    (timer or message start), ``delivered`` (message), ``retry``, ``incident``, or
+    ``conflict`` (someone else changed the instance first; it runs again)."""
+
+    job_id: str
+    kind: str
+    result: str
+    instance_id: str | None
+    process_key: str
+    element_id: str | None
+    topic: str | None
+    message: str | None = None
+
+
+class JobRun(_Frozen):
+    """One ``run_due`` pass."""
+
+    outcomes: tuple[JobOutcome, ...] = ()
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+
+class ExternalTask(_Frozen):
+    """A service task locked for a system outside Python (Camunda's external task)."""
+
+    id: str
+    topic: str
+    worker_id: str
+    instance_id: str
+    process_key: str
+    business_key: str | None
+    element_id: str
+    variables: dict[str, Any]
+    lock_expires_at: datetime
+    retries: int
+    attempts: int
+    error_message: str | None
+
+
+class Incident(_Frozen):
+    """Something that stopped and needs a person: a failed step, a job out of retries, a
+    message that reached nobody. ``bankflow retry ID`` resolves it after the fix."""
+
+    id: str
+    kind: str
+    instance_id: str | None
+    process_key: str
+    business_key: str | None
+    element_id: str | None
+    task_id: str | None
+    job_id: str | None
+    message: str
+    error_type: str | None
+    attempts: int | None
+    created_at: datetime

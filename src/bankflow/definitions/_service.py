@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from bankflow._clock import Clock
+from bankflow._timing import start_timer
 from bankflow.definitions._bundle import Bundle, prepare
 from bankflow.definitions._source import SourceFile
 from bankflow.errors import DefinitionError, NotFound
@@ -24,6 +25,7 @@ from bankflow.models import (
 )
 from bankflow.persistence import Database, DefinitionStore
 from bankflow.persistence._definitions import NewDefinition, NewResource
+from bankflow.persistence._jobs import JobStore, job_row
 from bankflow.services import ServiceRegistry
 
 __all__ = ["Definitions"]
@@ -159,6 +161,7 @@ class Definitions:
                 session, deployment_id, new, version=version, at=now
             )
             self._store.add_elements(session, definition.id, process.elements)
+            _schedule_start_timers(session, definition, process.elements, now)
             processes.append(definition)
         return Deployment(
             id=deployment_id if created else None,
@@ -207,3 +210,36 @@ def _latest_time(
 ) -> datetime:
     times = [p.deployed_at for p in processes] + [d.deployed_at for d in decisions]
     return max(times) if times else default
+
+
+def _schedule_start_timers(
+    session: Session,
+    definition: ProcessDefinition,
+    elements: Sequence[ElementInfo],
+    now: datetime,
+) -> None:
+    """A new version replaces the previous version's timer starts (Camunda does the same)."""
+    jobs = JobStore()
+    conn = session.connection()
+    jobs.delete_jobs(conn, [j["id"] for j in jobs.start_timer_jobs(conn, definition.key)])
+    for element in elements:
+        if not element.trigger or element.trigger.get("kind") != "timer":
+            continue
+        first = start_timer(element.trigger, now)
+        if first is None:
+            continue
+        due, payload = first
+        jobs.insert_jobs(
+            conn,
+            [
+                job_row(
+                    kind="start_timer",
+                    process_key=definition.key,
+                    definition_id=definition.id,
+                    element_id=element.element_id,
+                    due_at=due,
+                    payload=payload,
+                    created_at=now,
+                )
+            ],
+        )

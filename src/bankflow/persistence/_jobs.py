@@ -8,12 +8,25 @@ select-then-update inside the write transaction is already exclusive.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import ColumnElement
 
 from bankflow.persistence._schema import (
     ElementRow,
@@ -24,7 +37,7 @@ from bankflow.persistence._schema import (
     WorkerRow,
 )
 
-__all__ = ["INSTANCE_KINDS", "JobStore"]
+__all__ = ["INSTANCE_KINDS", "JobStore", "job_row"]
 
 _job: Table = JobRow.__table__  # type: ignore[assignment]
 _subscription: Table = SubscriptionRow.__table__  # type: ignore[assignment]
@@ -42,6 +55,38 @@ _INSERT_JOB = insert(_job)
 _DELETE_JOB = delete(_job).where(_job.c.id == bindparam("b_id"))
 _INSERT_SUBSCRIPTION = insert(_subscription)
 _DELETE_SUBSCRIPTION = delete(_subscription).where(_subscription.c.task_id == bindparam("b_id"))
+
+
+def job_row(
+    *, kind: str, process_key: str, due_at: datetime, created_at: datetime, **values: Any
+) -> dict[str, Any]:
+    """A new job's column values, defaults filled in."""
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "kind": kind,
+        "status": "ready",
+        "instance_id": None,
+        "definition_id": None,
+        "process_key": process_key,
+        "business_key": None,
+        "element_id": None,
+        "task_id": None,
+        "topic": None,
+        "due_at": due_at,
+        "lock_owner": None,
+        "lock_expires_at": None,
+        "attempts": 0,
+        "retries": 3,
+        "retry_cycle": None,
+        "last_error": None,
+        "payload": None,
+        "created_at": created_at,
+    }
+    unknown = set(values) - set(row)
+    if unknown:
+        raise TypeError(f"unknown job columns: {sorted(unknown)}")
+    row.update(values)
+    return row
 
 
 class JobStore:
@@ -87,14 +132,23 @@ class JobStore:
         owner: str,
         until: datetime,
         limit: int,
+        handled: Sequence[str] = (),
         topics: Sequence[str] | None = None,
     ) -> list[RowMapping]:
-        """Lock up to ``limit`` due jobs for ``owner`` until ``until``, earliest first."""
+        """Lock up to ``limit`` due jobs for ``owner`` until ``until``, earliest first:
+        jobs of ``kinds``, plus service and external jobs whose topic is in ``handled``
+        (a worker only takes calls it has a handler for)."""
+        which: ColumnElement[bool] = _job.c.kind.in_(kinds)
+        if handled:
+            which = or_(
+                which,
+                and_(_job.c.kind.in_(("service", "external")), _job.c.topic.in_(handled)),
+            )
         query = (
             select(_job.c.id)
             .where(
                 _job.c.status == "ready",
-                _job.c.kind.in_(kinds),
+                which,
                 _job.c.due_at <= now,
                 or_(_job.c.lock_expires_at.is_(None), _job.c.lock_expires_at < now),
             )

@@ -1,5 +1,6 @@
 """Running instances: the only place SpiffWorkflow workflows live (``_spiff``)."""
 
 from bankflow.runtime._instances import Instances
+from bankflow.runtime._messages import Messages
 
-__all__ = ["Instances"]
+__all__ = ["Instances", "Messages"]

@@ -23,6 +23,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from bankflow._clock import Clock
+from bankflow._timing import retries
 from bankflow.errors import (
     BankflowError,
     ConcurrencyError,
@@ -33,7 +34,7 @@ from bankflow.errors import (
 )
 from bankflow.models import FailureInfo, Instance, InstanceStatus, Task
 from bankflow.persistence import Database
-from bankflow.persistence._jobs import INSTANCE_KINDS, JobStore
+from bankflow.persistence._jobs import INSTANCE_KINDS, JobStore, job_row
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
@@ -65,6 +66,7 @@ class Change:
     # ConcurrencyError when another worker already did).
     guard: Callable[[Connection], None] | None = None
     consumed_job: str | None = None
+    incident_job: str | None = None
     failure: _spiff.Failure | None = None
     reset_incidents: bool = False
     # SpiffWorkflow's "now" for this change (a job fires at its due time at the earliest).
@@ -206,7 +208,26 @@ class Executor:
                 return workflow, exc.failure
         return workflow, None
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     # -- reads ----------------------------------------------------------------------------
+
+    def task_data(self, instance_id: str, task_id: str) -> dict[str, Any] | None:
+        """A copy of one task's data (what a service handler gets), or None when the
+        instance no longer has that task."""
+        with self._db.connect() as conn:
+            row = self._store.instance(conn, instance_id)
+        if row is None:
+            return None
+        definition = self._catalog.get(row["definition_id"])
+        workflow = self._cache.checkout(instance_id, row["revision"])
+        if workflow is None:
+            workflow = _spiff.load_state(row["state"], definition.runnable, self.script_engine)
+        try:
+            return _spiff.task_data_of(workflow, task_id)
+        finally:
+            self._cache.checkin(instance_id, row["revision"], workflow)
 
     def read_task(self, task_id: str) -> Read:
         """The instance a waiting task belongs to."""
@@ -289,7 +310,11 @@ class Executor:
                 actor=actor,
                 done=change.done_task_ids,
                 status=change.status,
-                jobs=[j for j in read.jobs if j["id"] != change.consumed_job],
+                jobs=[
+                    {**j, "status": "incident"} if j["id"] == change.incident_job else j
+                    for j in read.jobs
+                    if j["id"] != change.consumed_job
+                ],
                 subscriptions=read.subscriptions,
                 reset_incidents=change.reset_incidents,
             )
@@ -315,8 +340,8 @@ class Executor:
         new: bool = False,
         done: set[str] | None = None,
         status: InstanceStatus | None = None,
-        jobs: Sequence[RowMapping] = (),
-        subscriptions: Sequence[RowMapping] = (),
+        jobs: Sequence[Any] = (),
+        subscriptions: Sequence[Any] = (),
         reset_incidents: bool = False,
     ) -> Instance:
         if status is None:
@@ -429,8 +454,8 @@ class Executor:
         header: dict[str, Any],
         workflow: Any,
         status: InstanceStatus,
-        jobs: Sequence[RowMapping],
-        subscriptions: Sequence[RowMapping],
+        jobs: Sequence[Any],
+        subscriptions: Sequence[Any],
         now: datetime,
         *,
         reset: bool,
@@ -454,7 +479,7 @@ class Executor:
             if wait.due_at is not None and wait.due_at != row["due_at"]:
                 values["due_at"] = wait.due_at
             if row["status"] == "incident" and reset:
-                values.update(status=job_status, attempts=0, retries=_retries(wait.retry_cycle))
+                values.update(status=job_status, attempts=0, retries=retries(wait.retry_cycle))
                 values.update(due_at=now, last_error=None, lock_owner=None, lock_expires_at=None)
             elif row["status"] in ("ready", "held") and row["status"] != job_status:
                 values["status"] = job_status
@@ -543,42 +568,25 @@ class Executor:
 
 _ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
 
-DEFAULT_RETRIES = 3
-
-
-def _retries(cycle: str | None) -> int:
-    """Attempts a service job gets: ``R5/PT5M`` gives 5, otherwise 3 (Camunda's default)."""
-    if cycle and cycle.upper().startswith("R"):
-        head = cycle[1:].split("/", 1)[0]
-        if head.isdigit() and int(head) > 0:
-            return int(head)
-    return DEFAULT_RETRIES
-
 
 def _job_values(
     header: dict[str, Any], wait: _spiff.Wait, status: str, *, due: datetime, now: datetime
 ) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "kind": wait.kind,
-        "status": status,
-        "instance_id": header["id"],
-        "definition_id": header["definition_id"],
-        "process_key": header["process_key"],
-        "business_key": header["business_key"],
-        "element_id": wait.element_id,
-        "task_id": wait.task_id,
-        "topic": wait.name,
-        "due_at": due,
-        "lock_owner": None,
-        "lock_expires_at": None,
-        "attempts": 0,
-        "retries": _retries(wait.retry_cycle),
-        "retry_cycle": wait.retry_cycle,
-        "last_error": None,
-        "payload": None,
-        "created_at": now,
-    }
+    return job_row(
+        kind=wait.kind,
+        status=status,
+        instance_id=header["id"],
+        definition_id=header["definition_id"],
+        process_key=header["process_key"],
+        business_key=header["business_key"],
+        element_id=wait.element_id,
+        task_id=wait.task_id,
+        topic=wait.name,
+        due_at=due,
+        retries=retries(wait.retry_cycle),
+        retry_cycle=wait.retry_cycle,
+        created_at=now,
+    )
 
 
 def _duplicate(process_key: str, business_key: str) -> DuplicateBusinessKey:

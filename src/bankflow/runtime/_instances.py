@@ -115,6 +115,7 @@ class Instances:
                         data=_spiff.convert_data(values),
                     )
                 ],
+                reset_incidents=True,
             )
 
         try:
