@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +21,15 @@ from rich.table import Table
 
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
-from bankflow.models import Diagnostic, Event, Instance, InstanceStatus, Severity, Task
+from bankflow.models import (
+    Diagnostic,
+    Event,
+    Instance,
+    InstanceStatus,
+    JobOutcome,
+    Severity,
+    Task,
+)
 
 app = typer.Typer(
     name="bankflow",
@@ -469,14 +479,221 @@ def cancel(
 
 @app.command()
 def retry(
-    instance_id: str,
+    incident_id: Annotated[str, typer.Argument(help="A failed instance's id or an incident id.")],
     data: DataOption = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
 ) -> None:
-    """Run a failed instance's failed step again (with --data merged in as the fix)."""
+    """Resolve an incident: run a failed instance's step again (with --data merged in as
+    the fix; a job out of retries gets a fresh set), or send a stuck message again."""
     with _engine() as engine:
-        instance = engine.instances.retry(instance_id, data=_parse_data(data), user=user)
-    _print_instance(instance)
+        incident = engine.incidents.retry(incident_id, data=_parse_data(data), user=user)
+        if incident.instance_id is not None and incident.kind != "message":
+            _print_instance(engine.instances.get(incident.instance_id))
+        else:
+            out.print(f"message job {incident.job_id} will be sent again")
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"--now is not an ISO 8601 date-time: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _outcome_line(o: JobOutcome) -> str:
+    what = {
+        "timer": f"timer {o.element_id}",
+        "service": f"service {o.topic!r} at {o.element_id}",
+        "external": f"external task {o.topic!r} at {o.element_id}",
+        "message": f"message {o.topic!r}",
+        "start_timer": f"timer start {o.element_id}",
+    }.get(o.kind, o.kind)
+    where = f" of {o.process_key}" + (f" instance {o.instance_id}" if o.instance_id else "")
+    note = f": {o.message}" if o.message else ""
+    return f"{o.result:<10} {what}{where}{note}"
+
+
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run everything due now, then exit.")
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Act as if it were this ISO 8601 time (tests, catch-up)."),
+    ] = None,
+    handlers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--handlers",
+            help="Module whose register(services) adds service handlers (repeatable).",
+        ),
+    ] = None,
+    worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (lock owner).")] = None,
+    lock_seconds: Annotated[
+        float, typer.Option("--lock-seconds", help="How long a claimed job stays locked.")
+    ] = 300.0,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between polls when idle.")] = 1.0,
+    batch: Annotated[int, typer.Option("--batch", help="Jobs claimed at a time.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Fire due timers, call services, deliver messages; one line per job. Stops cleanly
+    on SIGTERM or Ctrl-C after the job in hand."""
+    import importlib
+    import signal
+
+    from bankflow._clock import FixedClock
+
+    at = _when(now)
+    engine = Engine(_state.db_url, clock=FixedClock(at) if at is not None else None)
+    try:
+        for name in handlers or ():
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise typer.BadParameter(f"cannot import handlers module {name!r}: {exc}") from None
+            register = getattr(module, "register", None)
+            if not callable(register):
+                raise typer.BadParameter(f"module {name!r} has no register(services) function")
+            register(engine.services)
+
+        def report(outcome: JobOutcome) -> None:
+            if as_json:
+                sys.stdout.write(json.dumps(outcome.model_dump(mode="json")) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(escape(_outcome_line(outcome)))
+
+        running = engine.worker(
+            worker_id=worker_id,
+            lock_duration=timedelta(seconds=lock_seconds),
+            poll_interval=poll,
+            batch=batch,
+            on_outcome=report,
+            on_error=lambda message: err.print(escape(message)),
+        )
+        previous = {
+            sig: signal.signal(sig, lambda *_: running.stop())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            if not as_json:
+                err.print(
+                    f"worker {running.id} on {escape(engine.url.split('@')[-1])}"
+                    + (" (once)" if once else "; SIGTERM or Ctrl-C stops it")
+                )
+            result = running.run(once=once, now=at)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if not as_json:
+            counts = Counter(o.result for o in result.outcomes)
+            summary = ", ".join(f"{n} {r}" for r, n in sorted(counts.items())) or "nothing due"
+            err.print(f"worker {running.id} stopped: {summary}")
+    finally:
+        engine.close()
+
+
+@app.command()
+def jobs(
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="timer, service, external, message, start_timer.")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="ready, held or incident.")] = None,
+    instance: Annotated[str | None, typer.Option("--instance")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Jobs by due time: timers, service calls, messages, timer starts."""
+    with _engine() as engine:
+        found = engine.jobs.list(kind=kind, status=status, instance_id=instance, limit=limit)
+    if as_json:
+        _dump(found)
+        return
+    table = _table(
+        "job", "kind", "status", "due", "process", "element", "topic", "attempts", "locked by"
+    )
+    for j in found:
+        table.add_row(
+            j.id,
+            j.kind,
+            j.status,
+            j.due_at.isoformat(),
+            j.process_key,
+            j.element_id or "",
+            j.topic or "",
+            str(j.attempts),
+            j.lock_owner or "",
+        )
+    out.print(table)
+
+
+@app.command()
+def incidents(
+    process: Annotated[str | None, typer.Option("--process")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """What stopped and needs a person; `bankflow retry ID` resolves one after the fix."""
+    with _engine() as engine:
+        found = engine.incidents.list(process_key=process, limit=limit)
+    if as_json:
+        _dump(found)
+        return
+    if not found:
+        out.print("no incidents")
+        return
+    table = _table("incident", "kind", "process", "business key", "element", "attempts", "error")
+    for i in found:
+        table.add_row(
+            i.id,
+            i.kind,
+            i.process_key,
+            i.business_key or "",
+            i.element_id or "",
+            "" if i.attempts is None else str(i.attempts),
+            i.message,
+        )
+    out.print(table)
+
+
+@app.command()
+def message(
+    name: Annotated[str, typer.Argument(help="The message name.")],
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    correlation: Annotated[
+        str | None,
+        typer.Option("--correlation", help="JSON object of variables the instance must hold."),
+    ] = None,
+    data: DataOption = None,
+    broadcast: Annotated[
+        bool, typer.Option("--all", help="Deliver to every waiting instance that matches.")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliver a message to the instance waiting for it (or start one)."""
+    try:
+        matching = _parse_data(correlation)
+    except typer.BadParameter as exc:
+        raise typer.BadParameter(str(exc).replace("--data", "--correlation")) from None
+    with _engine() as engine:
+        delivered = engine.messages.correlate(
+            name,
+            business_key=business_key,
+            correlation=matching,
+            data=_parse_data(data),
+            all=broadcast,
+            user=user,
+        )
+    if as_json:
+        _dump(delivered)
+        return
+    for instance in delivered:
+        _print_instance(instance)
 
 
 @app.command()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from bankflow._clock import Clock, SystemClock
 from bankflow.definitions import Definitions
 from bankflow.history import History
-from bankflow.jobs import ExternalTasks, Incidents, Jobs
+from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
 from bankflow.persistence import Database
 from bankflow.runtime import Instances, Messages
 from bankflow.runtime._catalog import Catalog
@@ -65,6 +66,10 @@ class Engine:
         self.jobs = Jobs(self._db, self.clock, executor, self.messages, self.services)
         self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
         self.incidents = Incidents(self._db, self.instances, self.jobs)
+
+    def worker(self, **options: Any) -> Worker:
+        """A worker over this engine's database (see ``bankflow.jobs.Worker``)."""
+        return Worker(self._db, self.clock, self.jobs, **options)
 
     def close(self) -> None:
         self._db.close()

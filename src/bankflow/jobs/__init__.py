@@ -3,5 +3,6 @@
 from bankflow.jobs._external import ExternalTasks
 from bankflow.jobs._incidents import Incidents
 from bankflow.jobs._service import Jobs
+from bankflow.jobs._worker import Worker
 
-__all__ = ["ExternalTasks", "Incidents", "Jobs"]
+__all__ = ["ExternalTasks", "Incidents", "Jobs", "Worker"]

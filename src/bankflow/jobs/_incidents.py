@@ -56,17 +56,28 @@ class Incidents:
         return found[:limit]
 
     def get(self, incident_id: str) -> Incident:
-        for incident in self.list(limit=100_000):
-            if incident.id == incident_id:
-                return incident
+        """By id: a failed instance's id, or an incident job's id."""
+        with self._db.connect() as conn:
+            row = self._runtime.instance_header(conn, incident_id)
+            if row is not None and row["status"] == InstanceStatus.FAILED.value:
+                jobs = self._store.list_jobs(conn, status="incident", instance_id=row["id"])
+                return _from_instance(row, jobs[0] if jobs else None)
+            job = self._store.job(conn, incident_id)
+            if job is not None and job["status"] == "incident":
+                return _from_job(job)
         raise NotFound(f"no open incident {incident_id}", kind="incident", key=incident_id)
 
     def retry(
         self, incident_id: str, *, data: dict[str, Any] | None = None, user: str | None = None
-    ) -> Incident | None:
+    ) -> Incident:
         """Resolve: a failed instance runs its step again (with ``data`` merged in; a job
         out of retries gets a fresh set), a stuck message is sent again."""
-        incident = self.get(incident_id)
+        try:
+            incident = self.get(incident_id)
+        except NotFound:
+            # Not failed: let the instance say why there is nothing to retry.
+            self._instances.retry(incident_id, data=data, user=user)
+            raise
         if incident.kind == "message" and incident.job_id is not None:
             self._jobs.reset(incident.job_id)
         else:

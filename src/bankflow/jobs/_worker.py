@@ -1,0 +1,145 @@
+"""The worker loop behind ``bankflow worker``: claim due jobs, run them, repeat.
+
+Many workers (threads, processes, machines) may share one database; nothing coordinates
+them but the job rows: a claim locks a batch for ``lock_duration``, a heartbeat thread
+keeps the locks of a live worker fresh, and the locks of a worker that died simply run out
+so another worker takes its jobs over. ``stop()`` (SIGTERM in the CLI) lets the job in
+hand finish, gives back the rest of the batch and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bankflow._clock import Clock
+from bankflow.errors import BankflowError
+from bankflow.jobs._service import DEFAULT_LOCK, Jobs, default_worker_id
+from bankflow.models import JobOutcome, JobRun
+from bankflow.persistence import Database
+from bankflow.persistence._jobs import JobStore
+
+__all__ = ["Worker"]
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        jobs: Jobs,
+        *,
+        worker_id: str | None = None,
+        lock_duration: timedelta = DEFAULT_LOCK,
+        poll_interval: float = 1.0,
+        batch: int = 20,
+        on_outcome: Callable[[JobOutcome], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.id = worker_id or default_worker_id()
+        self._db = db
+        self._clock = clock
+        self._jobs = jobs
+        self._store = JobStore()
+        self._lock_duration = lock_duration
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._on_outcome = on_outcome
+        self._on_error = on_error
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the job in hand, then return from ``run``."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, once: bool = False, now: datetime | None = None) -> JobRun:
+        """Run due jobs until stopped; ``once``: everything due now, then return."""
+        outcomes: list[JobOutcome] = []
+        self._register()
+        beat = threading.Thread(target=self._heartbeat, name=f"heartbeat {self.id}", daemon=True)
+        beat.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    result = self._jobs.run_due(
+                        now=now,
+                        worker_id=self.id,
+                        lock_duration=self._lock_duration,
+                        batch=self._batch,
+                        limit=100_000 if once else self._batch,
+                        on_outcome=self._on_outcome,
+                        stop=self._stop.is_set,
+                    )
+                except BankflowError as exc:  # the database went away: say so, try again
+                    if once:
+                        raise
+                    self._report(f"worker {self.id}: {exc}")
+                    self._stop.wait(self._poll_interval)
+                    continue
+                outcomes.extend(result.outcomes)
+                if once:
+                    break
+                if not result.outcomes:
+                    self._stop.wait(self._idle_wait())
+        finally:
+            self._stop.set()
+            beat.join(timeout=5)
+            self._unregister()
+        return JobRun(outcomes=tuple(outcomes))
+
+    def _idle_wait(self) -> float:
+        """Sleep until the next job is due, at most one poll interval."""
+        try:
+            with self._db.connect() as conn:
+                due = self._store.next_due(conn, ("timer", "message", "start_timer", "service"))
+        except BankflowError:
+            return self._poll_interval
+        if due is None:
+            return self._poll_interval
+        seconds = (due - self._clock.now()).total_seconds()
+        if seconds <= 0:  # due but not ours to take (locked, or no handler here)
+            return self._poll_interval
+        return max(0.01, min(self._poll_interval, seconds))
+
+    def _heartbeat(self) -> None:
+        interval = max(self._lock_duration.total_seconds() / 3, 0.2)
+        while not self._stop.wait(interval):
+            try:
+                self._jobs.heartbeat(self.id, lock_duration=self._lock_duration)
+                with self._db.connect(write=True) as conn:
+                    self._store.beat(conn, self.id, self._clock.now())
+            except BankflowError as exc:
+                self._report(f"worker {self.id}: heartbeat failed: {exc}")
+
+    def _register(self) -> None:
+        now = self._clock.now()
+        with self._db.connect(write=True) as conn:
+            self._store.register_worker(
+                conn,
+                {
+                    "id": self.id,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "stopped_at": None,
+                },
+            )
+
+    def _unregister(self) -> None:
+        try:
+            with self._db.connect(write=True) as conn:
+                self._store.stop_worker(conn, self.id, self._clock.now())
+        except BankflowError as exc:
+            self._report(f"worker {self.id}: could not record the stop: {exc}")
+
+    def _report(self, message: str) -> None:
+        if self._on_error is not None:
+            self._on_error(message)
