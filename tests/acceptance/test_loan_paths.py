@@ -138,3 +138,24 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert result.stdout.count("loan granted") == 2
     assert result.stdout.count("loan rejected") == 1
     assert "next: 'Committee decision' in Credit Committee" in result.stdout
+
+
+def test_complaint_deadline_example_runs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "complaint_deadline.py"),
+            "--db",
+            f"sqlite:///{tmp_path}/demo.db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("+47h worker: nothing due; waiting: Investigate and answer")
+    assert lines[2] == (
+        "+48h worker: deadline_passed fired; waiting: Escalated handling (supervisor)"
+    )
