@@ -12,6 +12,7 @@ is applied once.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import socket
 import uuid
@@ -43,11 +44,16 @@ from bankflow.runtime._executor import Change, Executor, Read, event
 from bankflow.runtime._messages import Messages
 from bankflow.services import ServiceRegistry
 
-__all__ = ["DEFAULT_LOCK", "Jobs", "default_worker_id"]
+__all__ = ["DEFAULT_LOCK", "Jobs", "default_worker_id", "job_model"]
 
 DEFAULT_LOCK = timedelta(minutes=5)
 _WORKER_KINDS = ("timer", "message", "start_timer")
 _MICROSECOND = timedelta(microseconds=1)
+_MAX_CONFLICTS = 3
+
+
+def _identity(job: Mapping[Any, Any]) -> tuple[Any, ...]:
+    return (job["kind"], job["task_id"] or job["id"], job["due_at"])
 
 
 def default_worker_id() -> str:
@@ -121,21 +127,31 @@ class Jobs:
         running others makes due, up to ``limit``; returns what each one did."""
         owner = worker_id or default_worker_id()
         outcomes: builtins.list[JobOutcome] = []
-        retried: set[str] = set()
+        # A job that lost a race runs again in this pass, a few times at most; the same
+        # wait coming back with the same due time is not run twice in one pass.
+        conflicts: dict[str, int] = {}
+        done: set[tuple[Any, ...]] = set()
         while len(outcomes) < limit and not (stop and stop()):
             claimed = self.claim(
                 owner=owner, now=now, lock_duration=lock_duration, limit=min(batch, limit)
             )
-            claimed = [j for j in claimed if j["id"] not in retried]
-            if not claimed:
+            runnable = [
+                j
+                for j in claimed
+                if conflicts.get(j["id"], 0) < _MAX_CONFLICTS and _identity(j) not in done
+            ]
+            self._release_all([j for j in claimed if j not in runnable], owner)
+            if not runnable:
                 break
-            for index, job in enumerate(claimed):
+            for index, job in enumerate(runnable):
                 if stop and stop():
-                    self._release_all(claimed[index:], owner)
+                    self._release_all(runnable[index:], owner)
                     break
                 outcome = self.execute(job, owner=owner, now=now)
                 if outcome.result == "conflict":
-                    retried.add(job["id"])
+                    conflicts[job["id"]] = conflicts.get(job["id"], 0) + 1
+                else:
+                    done.add(_identity(job))
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -185,6 +201,12 @@ class Jobs:
         except InvalidState as exc:
             self._release(job, owner, {"status": "held"})
             return _outcome(job, "held", str(exc))
+        except BankflowError:
+            self._release_quietly(job, owner)
+            raise
+        except Exception as exc:  # a bug must not kill the worker: the job fails, visibly
+            message = f"{kind} job failed unexpectedly: {type(exc).__name__}: {exc}"
+            return self._failed(job, owner, at, message, type(exc).__name__)
 
     # -- kinds --------------------------------------------------------------------------------
 
@@ -422,7 +444,14 @@ class Jobs:
         with self._db.connect(write=True) as conn:
             self._store.release(conn, job["id"], owner, values)
 
+    def _release_quietly(self, job: Mapping[Any, Any], owner: str) -> None:
+        # If the database is gone the release fails too; the lock then runs out by itself.
+        with contextlib.suppress(BankflowError):
+            self._release(job, owner, {})
+
     def _release_all(self, jobs: Sequence[Mapping[Any, Any]], owner: str) -> None:
+        if not jobs:
+            return
         with self._db.connect(write=True) as conn:
             for job in jobs:
                 self._store.release(conn, job["id"], owner, {})
@@ -529,7 +558,3 @@ def job_model(row: Mapping[Any, Any]) -> Job:
         last_error=row["last_error"],
         created_at=row["created_at"],
     )
-
-
-__all__ += ["job_model"]
-_ = BankflowError
