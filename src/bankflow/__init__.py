@@ -2,7 +2,6 @@
 
 from bankflow._clock import Clock, FixedClock, SystemClock
 from bankflow.engine import Engine
-from bankflow.jobs import Worker
 from bankflow.errors import (
     AccessDenied,
     BankflowError,
@@ -18,6 +17,7 @@ from bankflow.errors import (
     InvalidTaskData,
     NotFound,
 )
+from bankflow.jobs import Worker
 from bankflow.models import (
     DecisionDefinition,
     Deployment,
