@@ -62,8 +62,8 @@ class Change:
     events: list[dict[str, Any]] = field(default_factory=list)
     done_task_ids: set[str] = field(default_factory=set)
     status: InstanceStatus | None = None
-    # Runs first inside the write transaction (e.g. takes the job being fired, raising
-    # ConcurrencyError when another worker already did).
+    # Runs inside the write transaction once the instance row is updated (e.g. takes the
+    # job being fired, raising ConcurrencyError when another worker already did).
     guard: Callable[[Connection], None] | None = None
     consumed_job: str | None = None
     incident_job: str | None = None
@@ -279,8 +279,6 @@ class Executor:
             if status not in statuses:
                 raise InvalidState(f"instance {row['id']} is {status.value}", instance_id=row["id"])
             change = action(read)  # validates; raises before anything changed
-            if change.guard is not None:
-                change.guard(conn)
             workflow = self._cache.checkout(row["id"], row["revision"])
             if workflow is None:
                 workflow = _spiff.load_state(
@@ -317,6 +315,7 @@ class Executor:
                 ],
                 subscriptions=read.subscriptions,
                 reset_incidents=change.reset_incidents,
+                guard=change.guard,
             )
         # Only a committed change goes back to the cache; on any error the workflow object
         # (already changed in memory) is dropped and the next call reloads the stored state.
@@ -343,6 +342,7 @@ class Executor:
         jobs: Sequence[Any] = (),
         subscriptions: Sequence[Any] = (),
         reset_incidents: bool = False,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Instance:
         if status is None:
             if failure is not None:
@@ -423,6 +423,10 @@ class Executor:
                 "changed by this call",
                 instance_id=header["id"],
             )
+        if guard is not None:
+            # After the instance row is locked by the update: every transaction locks the
+            # instance first and its jobs second, so a worker and a user never deadlock.
+            guard(conn)
         self._store.delete_tasks(conn, removed)
         self._store.insert_tasks(conn, inserted)
         self._store.insert_events(conn, events)
