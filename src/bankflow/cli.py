@@ -40,6 +40,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+external_app = typer.Typer(
+    help="External tasks: service steps done by systems outside Python.", no_args_is_help=True
+)
+app.add_typer(external_app, name="external")
 
 # Piped output is read by people in CI logs too: give tables room instead of 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -741,6 +745,103 @@ def decide(
         described = f" ({rule.description})" if rule is not None and rule.description else ""
         out.print(f"  {escape(rule_id)}{escape(described)}")
     out.print("result: " + escape(json.dumps(result.result, default=str)))
+
+
+WorkerIdOption = Annotated[str, typer.Option("--worker-id", help="The external worker's id.")]
+
+
+@external_app.command("fetch")
+def external_fetch(
+    topics: Annotated[list[str], typer.Argument(help="Topics to fetch work for.")],
+    worker_id: WorkerIdOption,
+    max_tasks: Annotated[int, typer.Option("--max", help="At most this many tasks.")] = 10,
+    lock_seconds: Annotated[float, typer.Option("--lock-seconds")] = 300.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Lock due external tasks of TOPICS for --worker-id and print them with their data."""
+    with _engine() as engine:
+        fetched = engine.external.fetch_and_lock(
+            topics, worker_id=worker_id, max_tasks=max_tasks, lock_duration=lock_seconds
+        )
+    if as_json:
+        _dump(fetched)
+        return
+    if not fetched:
+        out.print("nothing to do")
+        return
+    table = _table("task", "topic", "process", "business key", "locked until", "variables")
+    for t in fetched:
+        table.add_row(
+            t.id,
+            t.topic,
+            t.process_key,
+            t.business_key or "",
+            t.lock_expires_at.isoformat(),
+            json.dumps(t.variables, default=str, sort_keys=True),
+        )
+    out.print(table)
+
+
+@external_app.command("complete")
+def external_complete(task_id: str, worker_id: WorkerIdOption, data: DataOption = None) -> None:
+    """Report an external task done, with --data as its result."""
+    with _engine() as engine:
+        instance = engine.external.complete(
+            task_id, worker_id=worker_id, variables=_parse_data(data)
+        )
+    _print_instance(instance)
+
+
+@external_app.command("fail")
+def external_fail(
+    task_id: str,
+    worker_id: WorkerIdOption,
+    error: Annotated[str, typer.Option("--error", help="What went wrong.")],
+    retries: Annotated[int, typer.Option("--retries", help="Retries left (0: incident).")],
+    retry_seconds: Annotated[float, typer.Option("--retry-seconds")] = 0.0,
+) -> None:
+    """Report a failed attempt: tried again after --retry-seconds, or an incident."""
+    with _engine() as engine:
+        result = engine.external.fail(
+            task_id,
+            worker_id=worker_id,
+            error_message=error,
+            retries=retries,
+            retry_timeout=retry_seconds,
+        )
+    out.print(f"external task {task_id}: {result}")
+
+
+@external_app.command("bpmn-error")
+def external_bpmn_error(
+    task_id: str,
+    worker_id: WorkerIdOption,
+    code: Annotated[str, typer.Option("--code", help="The BPMN error code.")],
+    message: Annotated[str | None, typer.Option("--message")] = None,
+    data: DataOption = None,
+) -> None:
+    """Report a business error, taken by the error boundary event with that code."""
+    with _engine() as engine:
+        instance = engine.external.bpmn_error(
+            task_id,
+            worker_id=worker_id,
+            error_code=code,
+            error_message=message,
+            variables=_parse_data(data),
+        )
+    _print_instance(instance)
+
+
+@external_app.command("extend")
+def external_extend(
+    task_id: str,
+    worker_id: WorkerIdOption,
+    seconds: Annotated[float, typer.Option("--seconds", help="New lock duration from now.")],
+) -> None:
+    """Keep an external task locked for longer."""
+    with _engine() as engine:
+        until = engine.external.extend_lock(task_id, worker_id=worker_id, new_duration=seconds)
+    out.print(f"external task {task_id} locked until {until.isoformat()}")
 
 
 @db_app.command("upgrade")

@@ -169,3 +169,84 @@ def test_message_incident_retry_and_deadline(cli: Any, tmp_path: Path) -> None:
         "task_cancelled",
     ):
         assert expected in kinds, kinds
+
+
+BUREAU = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="t">
+  <bpmn:error id="Err_nofile" errorCode="NO_FILE"/>
+  <bpmn:process id="bureau_check" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="bureau"/>
+    <bpmn:serviceTask id="bureau" camunda:type="external" camunda:topic="credit-bureau"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="bureau" targetRef="review"/>
+    <bpmn:userTask id="review" camunda:candidateGroups="risk"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="review" targetRef="done"/>
+    <bpmn:boundaryEvent id="no_file" attachedToRef="bureau">
+      <bpmn:errorEventDefinition errorRef="Err_nofile"/>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f4" sourceRef="no_file" targetRef="manual"/>
+    <bpmn:userTask id="manual" camunda:candidateGroups="risk"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="manual" targetRef="done"/>
+    <bpmn:endEvent id="done"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_external_tasks_from_a_shell(cli: Any, tmp_path: Path) -> None:
+    process = tmp_path / "bureau.bpmn"
+    process.write_text(BUREAU, encoding="utf-8")
+    cli("deploy", "-q", str(process))
+    first = cli("start", "bureau_check", "--business-key", "K-1", "--data", '{"ssn": "x1"}')
+    second = cli("start", "bureau_check", "--business-key", "K-2")
+    first_id, second_id = first.stdout.split()[0], second.stdout.split()[0]
+
+    def fetch(worker: str, limit: int = 1) -> list[dict[str, Any]]:
+        found = cli(
+            "external",
+            "fetch",
+            "credit-bureau",
+            "--worker-id",
+            worker,
+            "--max",
+            str(limit),
+            "--json",
+        )
+        return list(json.loads(found.stdout))
+
+    mine = fetch("w1")
+    assert [(t["business_key"], t["variables"]) for t in mine] == [("K-1", {"ssn": "x1"})]
+    other = fetch("w2", limit=5)
+    assert [t["business_key"] for t in other] == ["K-2"]  # K-1 is locked by w1
+    refused = cli("external", "complete", mine[0]["id"], "--worker-id", "w2", ok=False)
+    assert refused.returncode == 1
+    assert "is not locked by 'w2' (held by w1)" in refused.stderr
+    cli("external", "extend", mine[0]["id"], "--worker-id", "w1", "--seconds", "600")
+    failed = cli(
+        "external",
+        "fail",
+        mine[0]["id"],
+        "--worker-id",
+        "w1",
+        "--error",
+        "bureau timeout",
+        "--retries",
+        "1",
+    )
+    assert failed.stdout.strip().endswith(": retry")
+    again = fetch("w3")
+    assert [(t["id"], t["attempts"], t["error_message"]) for t in again] == [
+        (mine[0]["id"], 1, "bureau timeout")
+    ]
+    done = cli(
+        "external", "complete", again[0]["id"], "--worker-id", "w3", "--data", '{"score": 712}'
+    )
+    assert "running" in done.stdout
+    cli("external", "bpmn-error", other[0]["id"], "--worker-id", "w2", "--code", "NO_FILE")
+    tasks = {
+        t["instance_id"]: t["element_id"]
+        for t in json.loads(cli("tasks", "--group", "risk", "--json").stdout)
+    }
+    assert tasks == {first_id: "review", second_id: "manual"}
+    assert json.loads(cli("jobs", "--json").stdout) == []
