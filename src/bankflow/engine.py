@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
 
 from bankflow._clock import Clock, SystemClock
 from bankflow.definitions import Definitions
 from bankflow.history import History
 from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
+from bankflow.jobs._service import DEFAULT_LOCK
+from bankflow.models import JobOutcome
 from bankflow.persistence import Database
 from bankflow.runtime import Instances, Messages
 from bankflow.runtime._catalog import Catalog
@@ -67,9 +70,29 @@ class Engine:
         self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
         self.incidents = Incidents(self._db, self.instances, self.jobs)
 
-    def worker(self, **options: Any) -> Worker:
-        """A worker over this engine's database (see ``bankflow.jobs.Worker``)."""
-        return Worker(self._db, self.clock, self.jobs, **options)
+    def worker(
+        self,
+        *,
+        worker_id: str | None = None,
+        lock_duration: timedelta = DEFAULT_LOCK,
+        poll_interval: float = 1.0,
+        batch: int = 20,
+        on_outcome: Callable[[JobOutcome], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> Worker:
+        """A worker over this engine's database and service handlers: ``run()`` until
+        ``stop()``, or ``run(once=True, now=...)``."""
+        return Worker(
+            self._db,
+            self.clock,
+            self.jobs,
+            worker_id=worker_id,
+            lock_duration=lock_duration,
+            poll_interval=poll_interval,
+            batch=batch,
+            on_outcome=on_outcome,
+            on_error=on_error,
+        )
 
     def close(self) -> None:
         self._db.close()
