@@ -86,9 +86,12 @@ def _cycle(value: str, now: datetime) -> tuple[datetime, dict[str, Any]] | None:
         start = isodate.parse_datetime(parts[0])
         start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
         step = _duration(parts[1])
-        while start < now and cycles != 0:
-            start += step
-            cycles = cycles - 1 if cycles > 0 else cycles
+        if start < now:  # skip the repetitions that are over, computed (not one by one)
+            over = -((start - now) // step)
+            if cycles > 0:
+                over = min(over, cycles)
+                cycles -= over
+            start += step * over
         if cycles == 0:
             return None
         return start, {"cycles": cycles - 1 if cycles > 0 else -1, "step": step.total_seconds()}

@@ -27,7 +27,7 @@ ESCAPES: list[tuple[str, str]] = [
     ("getattr", "getattr(1, '__class__')"),
     ("type", "type(1)"),
     ("eval", "eval('1')"),
-    ("exec", f"exec(\"{TOUCH}\")"),
+    ("exec", f'exec("{TOUCH}")'),
     ("open", "open('/etc/passwd')"),
     ("compile", "compile('1', 'x', 'eval')"),
     ("globals", "globals()"),

@@ -30,6 +30,7 @@ from bankflow.errors import (
     BpmnError,
     ConcurrencyError,
     CorrelationError,
+    DuplicateBusinessKey,
     InvalidData,
     InvalidState,
     NotFound,
@@ -199,7 +200,8 @@ class Jobs:
             self._release(job, owner, {})
             return _outcome(job, "conflict", str(exc))
         except InvalidState as exc:
-            self._release(job, owner, {"status": "held"})
+            if not self._release(job, owner, {"status": "held"}):  # another worker took it
+                return _outcome(job, "conflict", str(_lost(job)))
             return _outcome(job, "held", str(exc))
         except BankflowError:
             self._release_quietly(job, owner)
@@ -213,7 +215,7 @@ class Jobs:
     def _fire_timer(self, job: RowMapping, owner: str, now: datetime) -> JobOutcome:
         def action(read: Read) -> Change:
             return Change(
-                run=_spiff.fire_timers,
+                run=lambda workflow: _spiff.fire_timers(workflow, job["task_id"]),
                 events=[
                     event(
                         read,
@@ -268,8 +270,12 @@ class Jobs:
                 actor=None,
                 guard=self._consume(job, owner),
             )
-        except CorrelationError as exc:
-            return self._failed(job, owner, now, str(exc), "CorrelationError", instance=False)
+        except (CorrelationError, DuplicateBusinessKey) as exc:
+            # Nobody to deliver to, or the process it would start already has an instance
+            # with that business key: retried, then an incident (never a poison job).
+            return self._failed(job, owner, now, str(exc), type(exc).__name__, instance=False)
+        if len(delivered) == 1 and delivered[0].revision == 0:  # a message start event
+            return _outcome(job, "started", f"instance {delivered[0].id}")
         return _outcome(job, "delivered", ", ".join(i.id for i in delivered))
 
     def _call_service(self, job: RowMapping, owner: str, now: datetime) -> JobOutcome:
@@ -440,9 +446,9 @@ class Jobs:
 
         return guard
 
-    def _release(self, job: Mapping[Any, Any], owner: str, values: dict[str, Any]) -> None:
+    def _release(self, job: Mapping[Any, Any], owner: str, values: dict[str, Any]) -> bool:
         with self._db.connect(write=True) as conn:
-            self._store.release(conn, job["id"], owner, values)
+            return self._store.release(conn, job["id"], owner, values)
 
     def _release_quietly(self, job: Mapping[Any, Any], owner: str) -> None:
         # If the database is gone the release fails too; the lock then runs out by itself.

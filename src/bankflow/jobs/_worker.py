@@ -82,6 +82,11 @@ class Worker:
                         raise
                     self._report(f"worker {self.id}: {exc}")
                     self._stop.wait(self._poll_interval)
+                    # The failed pass may have left claimed jobs that nobody runs, and the
+                    # heartbeat would keep them locked for as long as this worker lives:
+                    # give them back (nothing is in hand between passes) before claiming.
+                    while not self._give_back() and not self._stop.wait(self._poll_interval):
+                        pass
                     continue
                 outcomes.extend(result.outcomes)
                 if once:
@@ -91,6 +96,7 @@ class Worker:
         finally:
             self._stop.set()
             beat.join(timeout=5)
+            self._give_back()
             self._unregister()
         return JobRun(outcomes=tuple(outcomes))
 
@@ -117,6 +123,15 @@ class Worker:
                     self._store.beat(conn, self.id, self._clock.now())
             except BankflowError as exc:
                 self._report(f"worker {self.id}: heartbeat failed: {exc}")
+
+    def _give_back(self) -> bool:
+        """Unlock every job this worker still holds; False while the database is away."""
+        try:
+            with self._db.connect(write=True) as conn:
+                self._store.release_owned(conn, self.id)
+        except BankflowError:
+            return False
+        return True
 
     def _register(self) -> None:
         now = self._clock.now()

@@ -54,7 +54,10 @@ _SELECT_SUBSCRIPTIONS_OF = select(_subscription).where(
 _INSERT_JOB = insert(_job)
 _DELETE_JOB = delete(_job).where(_job.c.id == bindparam("b_id"))
 _INSERT_SUBSCRIPTION = insert(_subscription)
-_DELETE_SUBSCRIPTION = delete(_subscription).where(_subscription.c.task_id == bindparam("b_id"))
+_DELETE_SUBSCRIPTION = delete(_subscription).where(
+    _subscription.c.task_id == bindparam("b_id"),
+    _subscription.c.message_name == bindparam("b_name"),
+)
 
 
 def job_row(
@@ -116,8 +119,9 @@ class JobStore:
         if rows:
             conn.execute(_INSERT_SUBSCRIPTION, list(rows))
 
-    def delete_subscriptions(self, conn: Connection, task_ids: Iterable[str]) -> None:
-        ids = [{"b_id": task_id} for task_id in task_ids]
+    def delete_subscriptions(self, conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
+        """Delete by (task id, message name)."""
+        ids = [{"b_id": task_id, "b_name": name} for task_id, name in keys]
         if ids:
             conn.execute(_DELETE_SUBSCRIPTION, ids)
 
@@ -198,6 +202,15 @@ class JobStore:
         """Heartbeat: push out the locks of every job ``owner`` holds."""
         result = conn.execute(
             update(_job).where(_job.c.lock_owner == owner).values(lock_expires_at=until)
+        )
+        return int(result.rowcount)
+
+    def release_owned(self, conn: Connection, owner: str) -> int:
+        """Unlock every job ``owner`` holds (a worker with nothing in hand)."""
+        result = conn.execute(
+            update(_job)
+            .where(_job.c.lock_owner == owner)
+            .values(lock_owner=None, lock_expires_at=None)
         )
         return int(result.rowcount)
 

@@ -278,7 +278,7 @@ class JobRow(Base):
 
 class SubscriptionRow(Base):
     """A task waiting for a message, found by name and business key without opening any
-    instance."""
+    instance (an event-based gateway waits for several: one row each)."""
 
     __tablename__ = "bf_subscription"
     __table_args__ = (
@@ -290,7 +290,7 @@ class SubscriptionRow(Base):
     instance_id: Mapped[str] = mapped_column(ForeignKey("bf_instance.id"))
     process_key: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255))
-    message_name: Mapped[str] = mapped_column(String(255))
+    message_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     element_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -504,8 +504,8 @@ class Executor:
                 }
             )
         self._jobs.insert_jobs(conn, new_jobs)
-        wanted_subs = {w.task_id: w for w in waits if w.kind == "message"}
-        have_subs = {s["task_id"] for s in subscriptions}
+        wanted_subs = {(w.task_id, w.name or ""): w for w in waits if w.kind == "message"}
+        have_subs = {(s["task_id"], s["message_name"]) for s in subscriptions}
         self._jobs.delete_subscriptions(conn, have_subs - set(wanted_subs))
         self._jobs.insert_subscriptions(
             conn,
@@ -515,12 +515,12 @@ class Executor:
                     "instance_id": header["id"],
                     "process_key": header["process_key"],
                     "business_key": header["business_key"],
-                    "message_name": wait.name or "",
+                    "message_name": name,
                     "element_id": wait.element_id,
                     "created_at": now,
                 }
-                for task_id, wait in wanted_subs.items()
-                if task_id not in have_subs
+                for (task_id, name), wait in wanted_subs.items()
+                if (task_id, name) not in have_subs
             ],
         )
 

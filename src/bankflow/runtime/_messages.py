@@ -138,7 +138,8 @@ class Messages:
         guard: Guard | None,
     ) -> Instance:
         def action(read: Read) -> Change:
-            if not any(s["message_name"] == name for s in read.subscriptions):
+            waiting = [s for s in read.subscriptions if s["message_name"] == name]
+            if not waiting:
                 raise ConcurrencyError(
                     f"instance {instance_id} stopped waiting for message {name!r} while it "
                     "was being delivered",
@@ -153,6 +154,8 @@ class Messages:
                         "message_received",
                         at,
                         actor=actor,
+                        element_id=waiting[0]["element_id"],
+                        task_id=waiting[0]["task_id"],
                         data={"message": name, "data": _spiff.convert_data(data)},
                     )
                 ],

@@ -28,10 +28,13 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -87,6 +90,44 @@ class _ClockedDatetime(datetime):
 
 
 _timer_module.datetime = _ClockedDatetime
+
+# A timer fires only when its own job runs (``fire_timers``), once per run, so every firing
+# is one ``timer_fired`` in the history. Left alone, SpiffWorkflow fires any overdue timer
+# whenever another task of the instance completes (with no record of it), every overdue
+# timer of the instance in one job, and a cycle several times in one step. A timer not yet
+# armed still arms as usual, firing at once when its time has already passed.
+_FIRING: ContextVar[UUID | None] = ContextVar("bankflow_firing_timer", default=None)
+
+
+def _may_fire(task: Any) -> bool:
+    return task._get_internal_data("event_value") is None or _FIRING.get() == task.id
+
+
+def _gate_has_fired(method: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def has_fired(self: Any, my_task: Any) -> bool:
+        if _may_fire(my_task):
+            return method(self, my_task)
+        return bool(my_task._get_internal_data("event_fired", False))
+
+    return has_fired
+
+
+def _gate_cycle(method: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def cycle_complete(self: Any, my_task: Any) -> bool:
+        value = my_task._get_internal_data("event_value")
+        if _may_fire(my_task) or value.get("cycles") == 0:
+            return method(self, my_task)
+        return False
+
+    return cycle_complete
+
+
+for _definition in (
+    _timer_module.TimeDateEventDefinition,
+    _timer_module.DurationTimerEventDefinition,
+):
+    _definition.has_fired = _gate_has_fired(_definition.has_fired)
+CycleTimerEventDefinition.cycle_complete = _gate_cycle(CycleTimerEventDefinition.cycle_complete)
 
 
 @contextmanager
@@ -498,15 +539,13 @@ def waits(workflow: BpmnWorkflow) -> list[Wait]:
     for task in list(workflow.event_manager.tasks.values()):
         if task.state != TaskState.WAITING:
             continue
-        definition = task.task_spec.event_definition
-        if isinstance(definition, TimerEventDefinition):
-            due = _timer_due(task, definition)
-            if due is not None:
-                found.append(Wait("timer", str(task.id), task.task_spec.bpmn_id, due_at=due))
-        elif isinstance(definition, MessageEventDefinition):
-            found.append(
-                Wait("message", str(task.id), task.task_spec.bpmn_id, name=definition.name)
-            )
+        for definition, element_id in _caught(task.task_spec):
+            if isinstance(definition, TimerEventDefinition):
+                due = _timer_due(task, definition)
+                if due is not None:
+                    found.append(Wait("timer", str(task.id), element_id, due_at=due))
+            elif isinstance(definition, MessageEventDefinition):
+                found.append(Wait("message", str(task.id), element_id, name=definition.name))
     for wf in (workflow, *workflow.subprocesses.values()):
         for task in wf.tasks.values():
             spec = task.task_spec
@@ -521,6 +560,19 @@ def waits(workflow: BpmnWorkflow) -> list[Wait]:
                     )
                 )
     return found
+
+
+def _caught(spec: Any) -> list[tuple[Any, str]]:
+    """The events a waiting task catches, each with the element that stands for it: an
+    event-based gateway waits for all the events after it at once (SpiffWorkflow moves
+    their definitions onto the gateway)."""
+    definition = spec.event_definition
+    if not isinstance(definition, MultipleEventDefinition):
+        return [(definition, spec.bpmn_id)]
+    if isinstance(spec, EventBasedGateway):
+        pairs = zip(definition.event_definitions, spec.outputs, strict=False)
+        return [(d, output.bpmn_id) for d, output in pairs]
+    return [(d, spec.bpmn_id) for d in definition.event_definitions]
 
 
 def _timer_due(task: Any, definition: Any) -> datetime | None:
@@ -551,19 +603,45 @@ def thrown_messages(workflow: BpmnWorkflow) -> list[Thrown]:
         definition = event.event_definition
         if isinstance(definition, MessageEventDefinition):
             payload = event.payload if isinstance(event.payload, dict) else {}
-            found.append(Thrown(definition.name, dict(payload), None))
+            found.append(Thrown(definition.name, dict(payload), _thrower(workflow, definition)))
     return found
 
 
-def fire_timers(workflow: BpmnWorkflow) -> None:
-    """Let every timer whose time has come (on the current clock) fire, then carry on."""
-    workflow.refresh_timers()
+def _thrower(workflow: BpmnWorkflow, definition: MessageEventDefinition) -> str | None:
+    """The element that threw a message: SpiffWorkflow's event does not say, so the most
+    recently completed throw event, end event or send task of that message."""
+    throwers = [
+        t
+        for wf in (workflow, *workflow.subprocesses.values())
+        for t in wf.tasks.values()
+        if t.state == TaskState.COMPLETED
+        and isinstance(t.task_spec, ThrowingEvent)
+        and t.task_spec.event_definition == definition
+    ]
+    if not throwers:
+        return None
+    bpmn_id: str | None = max(throwers, key=lambda t: t.last_state_change).task_spec.bpmn_id
+    return bpmn_id
+
+
+def fire_timers(workflow: BpmnWorkflow, task_id: str) -> None:
+    """Let the timer of task ``task_id`` fire if its time has come (on the current clock),
+    then carry on; other overdue timers wait for their own jobs."""
+    token = _FIRING.set(UUID(task_id))
+    try:
+        workflow.refresh_timers()
+    finally:
+        _FIRING.reset(token)
     _run_engine(workflow)
 
 
 def task_data_of(workflow: BpmnWorkflow, task_id: str) -> dict[str, Any] | None:
-    task = workflow.get_task_from_id(UUID(task_id))
-    return None if task is None else dict(task.data)
+    """The data of a service task still waiting for its call; None once it is done (a
+    worker whose lock ran out must not call the service a second time)."""
+    try:
+        return dict(_started_service(workflow, task_id).data)
+    except LookupError:
+        return None
 
 
 def _started_service(workflow: BpmnWorkflow, task_id: str) -> Any:
@@ -594,6 +672,10 @@ def service_bpmn_error(
     """Deliver a BPMN error a worker reported to the boundary event catching its code."""
     task = _started_service(workflow, task_id)
     task.data.update(data)
+    if data and task.parent is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
+        # The boundary event that catches the error takes its data from the split before
+        # the task, not from the task: the reported variables must be there to reach it.
+        task.parent.data.update(data)
     try:
         _throw_bpmn_error(task, error, task.task_spec.operation_name)
     except (SpiffWorkflowException, WorkflowException) as exc:
@@ -604,17 +686,17 @@ def service_bpmn_error(
 def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
     """Hand a message to the tasks waiting for it; their data gains ``payload``."""
     waiting = [
-        t
+        (t, definition)
         for t in list(workflow.event_manager.tasks.values())
-        if isinstance(t.task_spec.event_definition, MessageEventDefinition)
-        and t.task_spec.event_definition.name == name
-        and t.state == TaskState.WAITING
+        if t.state == TaskState.WAITING
+        for definition, _ in _caught(t.task_spec)
+        if isinstance(definition, MessageEventDefinition) and definition.name == name
     ]
     if not waiting:
         return 0
-    for task in waiting:
+    for task, _ in waiting:
         task.data.update(payload)
-    event = BpmnEvent(waiting[0].task_spec.event_definition, payload=dict(payload))
+    event = BpmnEvent(waiting[0][1], payload=dict(payload))
     try:
         caught = int(workflow.event_manager.catch(event, internal=False))
     except (SpiffWorkflowException, WorkflowException) as exc:
@@ -630,6 +712,10 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
     for task in list(workflow.event_manager.tasks.values()):
         spec = task.task_spec
         if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
+            if isinstance(spec.event_definition, CycleTimerEventDefinition) and not task.children:
+                # A cycle adds the path after it at each repetition instead of predicting
+                # it; this instance is one repetition, so it takes that path once.
+                task._sync_children(spec.outputs, TaskState.FUTURE)
             task._set_internal_data(event_fired=True)
             spec._update(task)
     _run_engine(workflow)

@@ -80,7 +80,7 @@ def upgrade() -> None:
             ["bf_instance.id"],
             name=op.f("fk_bf_subscription_instance_id_bf_instance"),
         ),
-        sa.PrimaryKeyConstraint("task_id", name=op.f("pk_bf_subscription")),
+        sa.PrimaryKeyConstraint("task_id", "message_name", name=op.f("pk_bf_subscription")),
     )
     with op.batch_alter_table("bf_subscription", schema=None) as batch_op:
         batch_op.create_index(
