@@ -121,40 +121,27 @@ def test_loan_path(db_url: str, path: str) -> None:
     assert completed == [(element, f"user-{group}") for element, group in expected]
 
 
-def test_demo_runs(tmp_path: Path) -> None:
+def _run_example(name: str, tmp_path: Path) -> list[str]:
     result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "loan_demo.py"),
-            "--db",
-            f"sqlite:///{tmp_path}/demo.db",
-        ],
+        [sys.executable, str(ROOT / "examples" / name), "--db", f"sqlite:///{tmp_path}/demo.db"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("loan granted") == 2
-    assert result.stdout.count("loan rejected") == 1
-    assert "next: 'Committee decision' in Credit Committee" in result.stdout
+    return result.stdout.splitlines()
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    output = "\n".join(_run_example("loan_demo.py", tmp_path))
+    assert output.count("loan granted") == 2
+    assert output.count("loan rejected") == 1
+    assert "next: 'Committee decision' in Credit Committee" in output
 
 
 def test_complaint_deadline_example_runs(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "complaint_deadline.py"),
-            "--db",
-            f"sqlite:///{tmp_path}/demo.db",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = _run_example("complaint_deadline.py", tmp_path)
     assert lines[1].startswith("+47h worker: nothing due; waiting: Investigate and answer")
     assert lines[2] == (
         "+48h worker: deadline_passed fired; waiting: Escalated handling (supervisor)"
