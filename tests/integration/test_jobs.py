@@ -775,6 +775,38 @@ def test_timer_start_cycle_starts_three_instances(db_url: str, tmp_path: Path) -
         assert len(engine.instances.list(process_key="hourly")) == 3
 
 
+@pytest.mark.parametrize("when", ["R3/PT1H", "PT1H"])
+def test_starting_a_timer_start_process_by_hand_begins_at_once(
+    db_url: str, tmp_path: Path, when: str
+) -> None:
+    clock = FixedClock(T0)
+    kind = "timeCycle" if when.startswith("R") else "timeDuration"
+    deploy(db_url, tmp_path, clock, hourly=hourly(when, kind=kind))
+    with fresh(db_url, clock) as engine:
+        started = engine.instances.start("hourly", user="ops-lead")
+        assert [t.element_id for t in started.tasks] == ["check"]
+        assert jobs_of(engine, started.id) == []
+        assert [j.kind for j in engine.jobs.list()] == ["start_timer"]  # the schedule stays
+
+
+def test_a_none_start_beside_a_timer_start_is_where_a_person_starts(
+    db_url: str, tmp_path: Path
+) -> None:
+    both = hourly("R3/PT1H").replace(
+        '<bpmn:userTask id="check"',
+        '<bpmn:startEvent id="by_hand"/>\n'
+        '    <bpmn:sequenceFlow id="f0" sourceRef="by_hand" targetRef="check"/>\n'
+        '    <bpmn:userTask id="check"',
+    )
+    clock = FixedClock(T0)
+    deploy(db_url, tmp_path, clock, hourly=both)
+    with fresh(db_url, clock) as engine:
+        started = engine.instances.start("hourly")
+        assert [t.element_id for t in started.tasks] == ["check"]  # one path, not two
+        assert jobs_of(engine, started.id) == []
+        assert [j.kind for j in engine.jobs.list()] == ["start_timer"]
+
+
 def test_timer_start_fires_once_per_cycle(db_url: str, tmp_path: Path) -> None:
     clock = FixedClock(T0)
     deploy(db_url, tmp_path, clock, hourly=hourly("R3/PT1H"))

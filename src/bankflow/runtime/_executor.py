@@ -200,8 +200,8 @@ class Executor:
             except _spiff.StepError as exc:
                 return exc.workflow, exc.failure
             try:
-                if start_timer:
-                    _spiff.fire_start_timers(workflow)
+                # By hand, a process that only has a timer start begins at once.
+                _spiff.fire_start_timers(workflow, unless_started=not start_timer)
                 if message is not None:
                     _spiff.deliver_message(workflow, *message)
             except _spiff.StepError as exc:

@@ -35,6 +35,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -705,17 +706,38 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) 
     return caught
 
 
-def fire_start_timers(workflow: BpmnWorkflow) -> None:
-    """An instance created by its process's timer start event: that timer has fired."""
-    from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+def fire_start_timers(workflow: BpmnWorkflow, *, unless_started: bool = False) -> None:
+    """An instance created by its process's timer start event: that timer has fired.
 
-    for task in list(workflow.event_manager.tasks.values()):
+    ``unless_started`` (a person starting the process by hand): only when a timer start
+    is all the process has, so a process that also has a none start event runs from that
+    one alone, as Camunda does.
+    """
+    starts = [
+        t
+        for t in list(workflow.event_manager.tasks.values())
+        if isinstance(t.task_spec, StartEvent)
+        and isinstance(t.task_spec.event_definition, TimerEventDefinition)
+    ]
+    if not starts:
+        return
+    if unless_started:
+        ids = {t.id for t in starts}
+        others = [
+            t
+            for wf in (workflow, *workflow.subprocesses.values())
+            for t in wf.tasks.values()
+            if t.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED)
+            and t.id not in ids
+        ]
+        if others or workflow.is_completed():
+            return
+    for task in starts:
         spec = task.task_spec
-        if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
-            if isinstance(spec.event_definition, CycleTimerEventDefinition) and not task.children:
-                # A cycle adds the path after it at each repetition instead of predicting
-                # it; this instance is one repetition, so it takes that path once.
-                task._sync_children(spec.outputs, TaskState.FUTURE)
-            task._set_internal_data(event_fired=True)
-            spec._update(task)
+        if isinstance(spec.event_definition, CycleTimerEventDefinition) and not task.children:
+            # A cycle adds the path after it at each repetition instead of predicting
+            # it; this instance is one repetition, so it takes that path once.
+            task._sync_children(spec.outputs, TaskState.FUTURE)
+        task._set_internal_data(event_fired=True)
+        spec._update(task)
     _run_engine(workflow)
