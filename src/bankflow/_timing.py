@@ -16,10 +16,12 @@ _FIRST_BACKOFF = timedelta(seconds=10)
 _MAX_BACKOFF = timedelta(hours=1)
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, start: datetime | None = None) -> timedelta:
+    """``text`` as a timedelta; months and years counted on the calendar from ``start``
+    (P1M from 31 January is 28 or 29 days)."""
     value = isodate.parse_duration(text.strip())
     if isinstance(value, isodate.Duration):
-        value = value.totimedelta(start=datetime(2000, 1, 1))
+        value = value.totimedelta(start=start or datetime(2000, 1, 1, tzinfo=UTC))
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ValueError(f"not a positive duration: {text!r}")
     return value
@@ -66,7 +68,7 @@ def start_timer(trigger: dict[str, Any], now: datetime) -> tuple[datetime, dict[
             when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             return (when, {"cycles": 0}) if when >= now else None
         if kind == "timeDuration":
-            return now + _duration(value), {"cycles": 0}
+            return now + _duration(value, now), {"cycles": 0}
         if kind == "timeCycle":
             return _cycle(value, now)
     except (ValueError, isodate.ISO8601Error):
@@ -95,7 +97,7 @@ def _cycle(value: str, now: datetime) -> tuple[datetime, dict[str, Any]] | None:
         if cycles == 0:
             return None
         return start, {"cycles": cycles - 1 if cycles > 0 else -1, "step": step.total_seconds()}
-    step = _duration(parts[0])
+    step = _duration(parts[0], now)
     return now + step, {"cycles": cycles - 1 if cycles > 0 else -1, "step": step.total_seconds()}
 
 

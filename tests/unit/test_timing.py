@@ -213,3 +213,15 @@ def test_next_start_without_a_step_is_over() -> None:
         NOW + timedelta(minutes=1),
         {"cycles": 1, "step": 60.0},
     )
+
+
+def test_a_month_is_counted_on_the_calendar() -> None:
+    february = datetime(2026, 2, 1, tzinfo=UTC)
+    assert start_timer({"type": "timeDuration", "value": "P1M"}, february) == (
+        datetime(2026, 3, 1, tzinfo=UTC),
+        {"cycles": 0},
+    )
+    january = datetime(2026, 1, 1, tzinfo=UTC)
+    assert start_timer({"type": "timeDuration", "value": "P1M"}, january)[0] == datetime(  # type: ignore[index]
+        2026, 2, 1, tzinfo=UTC
+    )
