@@ -179,6 +179,17 @@ class Jobs:
                 limit=limit,
             )
 
+    def next_due(self, *, now: datetime | None = None) -> datetime | None:
+        """When the next job ``claim`` could take in this process is due (it may be due
+        already); None when there is none. Jobs other workers hold do not count."""
+        with self._db.connect() as conn:
+            return self._store.next_due(
+                conn,
+                kinds=_WORKER_KINDS,
+                handled=sorted(self._services.names()),
+                now=now or self._clock.now(),
+            )
+
     def heartbeat(self, owner: str, *, lock_duration: timedelta = DEFAULT_LOCK) -> int:
         """Keep ``owner``'s locks alive while it works; returns how many it holds."""
         with self._db.connect(write=True) as conn:

@@ -101,18 +101,18 @@ class Worker:
         return JobRun(outcomes=tuple(outcomes))
 
     def _idle_wait(self) -> float:
-        """Sleep until the next job is due, at most one poll interval."""
+        """Sleep until the next job this worker could take is due, at most one poll
+        interval. Jobs other workers are running do not count; one that is due already
+        fell due after the claim, or another worker's claim of it is still committing:
+        look again very soon, not a whole poll interval later."""
+        now = self._clock.now()
         try:
-            with self._db.connect() as conn:
-                due = self._store.next_due(conn, ("timer", "message", "start_timer", "service"))
+            due = self._jobs.next_due(now=now)
         except BankflowError:
             return self._poll_interval
         if due is None:
             return self._poll_interval
-        seconds = (due - self._clock.now()).total_seconds()
-        if seconds <= 0:  # due but not ours to take (locked, or no handler here)
-            return self._poll_interval
-        return max(0.01, min(self._poll_interval, seconds))
+        return max(0.01, min(self._poll_interval, (due - now).total_seconds()))
 
     def _heartbeat(self) -> None:
         interval = max(self._lock_duration.total_seconds() / 3, 0.2)

@@ -92,6 +92,21 @@ def job_row(
     return row
 
 
+def _claimable(kinds: Sequence[str], handled: Sequence[str], now: datetime) -> ColumnElement[bool]:
+    """Ready jobs of ``kinds``, or service and external jobs whose topic is in ``handled``,
+    that nobody holds a lock on at ``now``."""
+    which: ColumnElement[bool] = _job.c.kind.in_(kinds)
+    if handled:
+        which = or_(
+            which, and_(_job.c.kind.in_(("service", "external")), _job.c.topic.in_(handled))
+        )
+    return and_(
+        _job.c.status == "ready",
+        which,
+        or_(_job.c.lock_expires_at.is_(None), _job.c.lock_expires_at < now),
+    )
+
+
 class JobStore:
     """Stateless: every method works inside the caller's transaction."""
 
@@ -142,27 +157,26 @@ class JobStore:
         """Lock up to ``limit`` due jobs for ``owner`` until ``until``, earliest first:
         jobs of ``kinds``, plus service and external jobs whose topic is in ``handled``
         (a worker only takes calls it has a handler for)."""
-        which: ColumnElement[bool] = _job.c.kind.in_(kinds)
-        if handled:
-            which = or_(
-                which,
-                and_(_job.c.kind.in_(("service", "external")), _job.c.topic.in_(handled)),
-            )
         query = (
             select(_job.c.id)
-            .where(
-                _job.c.status == "ready",
-                which,
-                _job.c.due_at <= now,
-                or_(_job.c.lock_expires_at.is_(None), _job.c.lock_expires_at < now),
-            )
+            .where(_claimable(kinds, handled, now), _job.c.due_at <= now)
             .order_by(_job.c.due_at, _job.c.id)
             .limit(limit)
         )
         if topics is not None:
             query = query.where(_job.c.topic.in_(topics))
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            # One statement, one round trip: lock the due rows nobody else has locked and
+            # stamp them in the same UPDATE. MATERIALIZED: the locking select runs exactly
+            # once, whatever plan the UPDATE gets (a subquery may be rescanned).
+            due = query.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+            claimed = conn.execute(
+                update(_job)
+                .where(_job.c.id.in_(select(due.c.id)))
+                .values(lock_owner=owner, lock_expires_at=until)
+                .returning(*_job.c)
+            )
+            return sorted(claimed.mappings(), key=lambda row: (row["due_at"], row["id"]))
         ids = list(conn.scalars(query))
         if not ids:
             return []
@@ -214,9 +228,13 @@ class JobStore:
         )
         return int(result.rowcount)
 
-    def next_due(self, conn: Connection, kinds: Sequence[str]) -> datetime | None:
+    def next_due(
+        self, conn: Connection, *, kinds: Sequence[str], handled: Sequence[str], now: datetime
+    ) -> datetime | None:
+        """When the next job ``claim`` could take (same ``kinds`` and ``handled``) is due,
+        due or not: jobs another worker holds at ``now`` do not count."""
         value: datetime | None = conn.scalar(
-            select(func.min(_job.c.due_at)).where(_job.c.status == "ready", _job.c.kind.in_(kinds))
+            select(func.min(_job.c.due_at)).where(_claimable(kinds, handled, now))
         )
         return value
 
