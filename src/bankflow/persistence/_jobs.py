@@ -332,6 +332,3 @@ class JobStore:
             .where(_worker.c.id == worker_id)
             .values(stopped_at=now, heartbeat_at=now)
         )
-
-    def workers(self, conn: Connection) -> list[RowMapping]:
-        return list(conn.execute(select(_worker).order_by(_worker.c.started_at)).mappings())
