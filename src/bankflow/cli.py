@@ -557,12 +557,19 @@ def worker(
         for name in handlers or ():
             try:
                 module = importlib.import_module(name)
-            except ImportError as exc:
-                raise typer.BadParameter(f"cannot import handlers module {name!r}: {exc}") from None
+            except Exception as exc:  # ImportError, or the module itself raising
+                raise typer.BadParameter(
+                    f"cannot import handlers module {name!r}: {type(exc).__name__}: {exc}"
+                ) from None
             register = getattr(module, "register", None)
             if not callable(register):
                 raise typer.BadParameter(f"module {name!r} has no register(services) function")
-            register(engine.services)
+            try:
+                register(engine.services)
+            except Exception as exc:
+                raise typer.BadParameter(
+                    f"{name}.register(services) failed: {type(exc).__name__}: {exc}"
+                ) from None
 
         def report(outcome: JobOutcome) -> None:
             if as_json:

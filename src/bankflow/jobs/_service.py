@@ -24,14 +24,13 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
 from bankflow._clock import Clock
-from bankflow._timing import backoff, next_start
+from bankflow._timing import backoff, next_start, retries
 from bankflow.errors import (
     BankflowError,
     BpmnError,
     ConcurrencyError,
     CorrelationError,
     DuplicateBusinessKey,
-    InvalidData,
     InvalidState,
     NotFound,
 )
@@ -284,7 +283,7 @@ class Jobs:
         except (CorrelationError, DuplicateBusinessKey) as exc:
             # Nobody to deliver to, or the process it would start already has an instance
             # with that business key: retried, then an incident (never a poison job).
-            return self._failed(job, owner, now, str(exc), type(exc).__name__, instance=False)
+            return self._failed(job, owner, now, str(exc), type(exc).__name__)
         if len(delivered) == 1 and delivered[0].revision == 0:  # a message start event
             return _outcome(job, "started", f"instance {delivered[0].id}")
         return _outcome(job, "delivered", ", ".join(i.id for i in delivered))
@@ -316,47 +315,50 @@ class Jobs:
     def apply_result(
         self, job: Mapping[Any, Any], *, owner: str, values: dict[str, Any]
     ) -> Instance:
-        def action(read: Read) -> Change:
-            at = self._clock.now()
-            return Change(
-                run=lambda workflow: _spiff.complete_service(workflow, job["task_id"], values),
-                events=[
-                    event(
-                        read,
-                        "service_completed",
-                        at,
-                        actor=owner,
-                        element_id=job["element_id"],
-                        task_id=job["task_id"],
-                        data={"service": job["topic"], "attempt": job["attempts"] + 1},
-                    )
-                ],
-                guard=self._consume(job, owner),
-                consumed_job=job["id"],
-            )
-
-        return self._executor.change(action, instance_id=job["instance_id"], actor=owner)
+        """A service call made outside the engine came back with ``values``."""
+        return self._apply(
+            job,
+            owner,
+            lambda workflow: _spiff.complete_service(workflow, job["task_id"], values),
+            "service_completed",
+            {"service": job["topic"], "attempt": job["attempts"] + 1},
+        )
 
     def apply_bpmn_error(
         self, job: Mapping[Any, Any], *, owner: str, error: BpmnError, data: dict[str, Any]
     ) -> Instance:
+        """A service call reported a business error: the catching boundary event runs."""
+        return self._apply(
+            job,
+            owner,
+            lambda workflow: _spiff.service_bpmn_error(workflow, job["task_id"], error, data),
+            "service_bpmn_error",
+            {"service": job["topic"], "code": error.code, "message": str(error)},
+        )
+
+    def _apply(
+        self,
+        job: Mapping[Any, Any],
+        owner: str,
+        run: Callable[[Any], None],
+        kind: str,
+        data: dict[str, Any],
+    ) -> Instance:
+        """Apply a service job's outcome in one guarded change that also takes the job."""
+
         def action(read: Read) -> Change:
-            at = self._clock.now()
+            recorded = event(
+                read,
+                kind,
+                self._clock.now(),
+                actor=owner,
+                element_id=job["element_id"],
+                task_id=job["task_id"],
+                data=data,
+            )
             return Change(
-                run=lambda workflow: _spiff.service_bpmn_error(
-                    workflow, job["task_id"], error, data
-                ),
-                events=[
-                    event(
-                        read,
-                        "service_bpmn_error",
-                        at,
-                        actor=owner,
-                        element_id=job["element_id"],
-                        task_id=job["task_id"],
-                        data={"service": job["topic"], "code": error.code, "message": str(error)},
-                    )
-                ],
+                run=run,
+                events=[recorded],
                 guard=self._consume(job, owner),
                 consumed_job=job["id"],
             )
@@ -434,8 +436,6 @@ class Jobs:
         now: datetime,
         message: str,
         error_type: str,
-        *,
-        instance: bool = True,
     ) -> JobOutcome:
         attempts = job["attempts"] + 1
         result = self.record_failure(
@@ -491,7 +491,7 @@ class Jobs:
                 {
                     "status": "ready",
                     "attempts": 0,
-                    "retries": 3,
+                    "retries": retries(row["retry_cycle"]),
                     "due_at": now,
                     "lock_owner": None,
                     "lock_expires_at": None,
@@ -507,10 +507,7 @@ def _result(name: str, result: Any) -> dict[str, Any]:
         return {}
     if not isinstance(result, Mapping):
         raise TypeError(f"service {name!r} returned {type(result).__name__}, not a dict of values")
-    try:
-        return check_data(dict(result), what=f"the result of service {name!r}")
-    except InvalidData:
-        raise
+    return check_data(dict(result), what=f"the result of service {name!r}")
 
 
 def _lost(job: Mapping[Any, Any]) -> ConcurrencyError:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from bankflow._timing import DEFAULT_RETRIES
 from bankflow.persistence._schema import (
     ElementRow,
     InstanceRow,
@@ -79,7 +80,7 @@ def job_row(
         "lock_owner": None,
         "lock_expires_at": None,
         "attempts": 0,
-        "retries": 3,
+        "retries": DEFAULT_RETRIES,
         "retry_cycle": None,
         "last_error": None,
         "payload": None,
@@ -188,26 +189,19 @@ class JobStore:
         )
         return list(found.mappings())
 
-    def job(self, conn: Connection, job_id: str, *, for_update: bool = False) -> RowMapping | None:
-        query = select(_job).where(_job.c.id == job_id)
-        if for_update and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return conn.execute(query).mappings().one_or_none()
+    def job(self, conn: Connection, job_id: str) -> RowMapping | None:
+        return conn.execute(select(_job).where(_job.c.id == job_id)).mappings().one_or_none()
 
-    def consume(self, conn: Connection, job_id: str, owner: str | None) -> bool:
+    def consume(self, conn: Connection, job_id: str, owner: str) -> bool:
         """Delete a job that is done, only while ``owner`` still holds it."""
-        condition = _job.c.lock_owner.is_(None) if owner is None else _job.c.lock_owner == owner
-        result = conn.execute(delete(_job).where(_job.c.id == job_id, condition))
+        result = conn.execute(delete(_job).where(_job.c.id == job_id, _job.c.lock_owner == owner))
         return bool(result.rowcount == 1)
 
-    def release(
-        self, conn: Connection, job_id: str, owner: str | None, values: dict[str, Any]
-    ) -> bool:
+    def release(self, conn: Connection, job_id: str, owner: str, values: dict[str, Any]) -> bool:
         """Unlock a job (with new due time, attempts, error...) if ``owner`` still holds it."""
-        condition = _job.c.lock_owner.is_(None) if owner is None else _job.c.lock_owner == owner
         result = conn.execute(
             update(_job)
-            .where(_job.c.id == job_id, condition)
+            .where(_job.c.id == job_id, _job.c.lock_owner == owner)
             .values(lock_owner=None, lock_expires_at=None, **values)
         )
         return bool(result.rowcount == 1)

@@ -491,17 +491,18 @@ class Executor:
                 self._jobs.update_job(conn, row["id"], values)
         for thrown in _spiff.thrown_messages(workflow):
             new_jobs.append(
-                {
-                    **_job_values(
-                        header,
-                        _spiff.Wait("message", "", thrown.element_id or "", name=thrown.name),
-                        "ready",
-                        due=now,
-                        now=now,
-                    ),
-                    "task_id": None,
-                    "payload": {"data": _spiff.convert_data(thrown.payload)},
-                }
+                job_row(
+                    kind="message",
+                    instance_id=header["id"],
+                    definition_id=header["definition_id"],
+                    process_key=header["process_key"],
+                    business_key=header["business_key"],
+                    element_id=thrown.element_id,
+                    topic=thrown.name,
+                    due_at=now,
+                    payload={"data": _spiff.convert_data(thrown.payload)},
+                    created_at=now,
+                )
             )
         self._jobs.insert_jobs(conn, new_jobs)
         wanted_subs = {(w.task_id, w.name or ""): w for w in waits if w.kind == "message"}
