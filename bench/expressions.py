@@ -3,7 +3,7 @@ which known escapes each candidate lets through.
 
     .venv/bin/python bench/expressions.py [--quick] [--no-escapes]
 
-Candidates: bankflow's own (AST allow-list compiled to a function, ``runtime/_expressions``)
+Candidates: bankflow's own (AST allow-list compiled to a function, ``language/_expressions``)
 and, when importable, RestrictedPython, asteval and simpleeval. They are not dependencies of
 bankflow; to compare, install them outside the project's venv and put them on the path::
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
 from sandbox_escapes import ESCAPES, Escape
 
-from bankflow.runtime._expressions import compile_expression
+from bankflow.language._expressions import compile_expression
 
 CONDITIONS = [
     "amount <= 10000 and risk_score < 30",

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bankflow.definitions._dmn import Decision, DmnError, parse_dmn
+from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.errors import BankflowError
-from bankflow.runtime._decisions import (
+from bankflow.language._decisions import (
     DecisionResult,
     _plan,
     check,

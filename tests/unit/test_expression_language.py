@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from bankflow.runtime._expressions import ExpressionError, compile_expression
+from bankflow.language._expressions import ExpressionError, compile_expression
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ import pytest
 from sandbox_escapes import DEFUSED, ESCAPES, SENTINEL, Escape
 
 from bankflow.errors import BankflowError
-from bankflow.runtime._expressions import (
+from bankflow.language._expressions import (
     FUNCTIONS,
     MAX_ITEMS,
     ExpressionError,

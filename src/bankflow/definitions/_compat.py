@@ -23,7 +23,7 @@ from bankflow.definitions._bpmn import (
     local_name,
     q,
 )
-from bankflow.definitions._juel import juel_to_python
+from bankflow.language._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
 
 _SCOPES = {"process", "subProcess", "transaction"}

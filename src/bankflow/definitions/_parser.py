@@ -25,10 +25,10 @@ from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
 
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
-from bankflow.definitions._dmn import Decision, DmnError, parse_dmn
+from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.definitions._source import SourceFile, parse
 from bankflow.models import Diagnostic, Severity
-from bankflow.runtime._expressions import ExpressionError
+from bankflow.language._expressions import ExpressionError
 
 __all__ = [
     "BuildOutcome",
@@ -217,7 +217,7 @@ class _DecisionRunner:
         self.variable = variable
 
     def result(self, task: Any) -> dict[str, Any]:
-        from bankflow.runtime._decisions import evaluate_graph
+        from bankflow.language._decisions import evaluate_graph
 
         try:
             outcome = evaluate_graph(
@@ -425,7 +425,7 @@ def _add_decisions(
     """Read every decision of a DMN file and compile its cells in the sandbox; a cell that
     does not compile is an error naming the rule, a decision that is not a table is left
     out with a warning (a business rule task calling it is then an error)."""
-    from bankflow.runtime._decisions import check
+    from bankflow.language._decisions import check
 
     try:
         decisions = parse_dmn(doc.root)

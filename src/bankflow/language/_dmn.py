@@ -5,7 +5,7 @@ and collect, Python cells), so bankflow reads the decision tables itself: every 
 policy, the output value lists PRIORITY needs, the required-decision graph, and the line of
 every rule so a bad cell can be reported where the analyst has to fix it.
 
-This module only reads structure; it never evaluates a cell (``bankflow.runtime._decisions``
+This module only reads structure; it never evaluates a cell (``bankflow.language._decisions``
 does, through the expression sandbox). Elements are matched by namespace URI, never by the
 prefix a modeler chose.
 """

@@ -3,7 +3,7 @@
 SpiffWorkflow's DMN engine knows only first-match and collect and runs every cell through
 Python ``eval``; a bank's decision tables use all seven hit policies and come from analysts,
 so their cells must never reach ``eval``. Here every cell is translated once from its FEEL
-unary-test form into the Python subset of ``bankflow.runtime._expressions`` and compiled by
+unary-test form into the Python subset of ``bankflow.language._expressions`` and compiled by
 that sandbox; the hit policy is applied in plain Python afterwards.
 
 Translation of an input entry (``v`` is the input value, named by ``camunda:inputVariable``,
@@ -41,8 +41,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from bankflow.definitions._dmn import Decision, DecisionTable, DmnError, Input, Rule
-from bankflow.runtime._expressions import Compiled, ExpressionError, compile_expression
+from bankflow.language._dmn import Decision, DecisionTable, DmnError, Input, Rule
+from bankflow.language._expressions import Compiled, ExpressionError, compile_expression
 
 __all__ = [
     "DecisionResult",
