@@ -717,9 +717,9 @@ def decide(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a decision table against data, printing the rules that matched."""
-    from bankflow.language._dmn import parse_dmn
     from bankflow.definitions._source import SourceFile, parse
     from bankflow.language._decisions import evaluate_graph
+    from bankflow.language._dmn import parse_dmn
 
     try:
         content = file.read_bytes()

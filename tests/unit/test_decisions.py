@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.errors import BankflowError
 from bankflow.language._decisions import (
     DecisionResult,
@@ -24,6 +23,7 @@ from bankflow.language._decisions import (
     translate_expression,
     translate_unary_tests,
 )
+from bankflow.language._dmn import Decision, DmnError, parse_dmn
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "bpmn-corpus"
 DMN11 = "http://www.omg.org/spec/DMN/20151101/dmn.xsd"

@@ -29,9 +29,9 @@ from bankflow.definitions._bpmn import (
     GATEWAYS,
     SUBPROCESSES,
 )
+from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.language._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
-from bankflow.language._expressions import ExpressionError, compile_expression
 
 __all__ = ["juel_to_python", "lint_bpmn"]
 

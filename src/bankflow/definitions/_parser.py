@@ -25,10 +25,10 @@ from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
 
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
-from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.definitions._source import SourceFile, parse
-from bankflow.models import Diagnostic, Severity
+from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.language._expressions import ExpressionError
+from bankflow.models import Diagnostic, Severity
 
 __all__ = [
     "BuildOutcome",

@@ -47,8 +47,8 @@ from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 from bankflow.definitions._parser import BankflowServiceTask, build_process
 from bankflow.errors import BpmnError, InvalidData
-from bankflow.runtime._data import check_data
 from bankflow.language._expressions import ExpressionError, compile_expression
+from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
 
 __all__ = [
