@@ -1,6 +1,7 @@
 """bankflow: a bank's standardized procedures as BPMN 2.0 processes, with state in SQL."""
 
 from bankflow._clock import Clock, FixedClock, SystemClock
+from bankflow._limits import Limits
 from bankflow.engine import Engine
 from bankflow.errors import (
     AccessDenied,
@@ -71,6 +72,7 @@ __all__ = [
     "Job",
     "JobOutcome",
     "JobRun",
+    "Limits",
     "NotFound",
     "ProcessDefinition",
     "Severity",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bankflow._clock import Clock, SystemClock
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.definitions import Definitions
 from bankflow.history import History
 from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
@@ -35,7 +36,8 @@ class Engine:
     ``migrate``: ``None`` upgrades an embedded SQLite database automatically and requires
     a server database to be current (``bankflow db upgrade`` is a deliberate step there);
     ``True`` always upgrades; ``False`` only checks. ``cache_size`` bounds how many
-    workflow objects stay in memory between calls (0 turns the cache off).
+    workflow objects stay in memory between calls (0 turns the cache off). ``limits``
+    bounds what inputs, steps and deployed files may cost (see ``bankflow.Limits``).
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Engine:
         clock: Clock | None = None,
         migrate: bool | None = None,
         cache_size: int = 1024,
+        limits: Limits | None = None,
     ) -> None:
         self.url = database_url(url)
+        self.limits: Limits = limits or DEFAULT_LIMITS
         self.clock: Clock = clock or SystemClock()
         self._db = Database(self.url)
         try:

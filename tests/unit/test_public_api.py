@@ -33,6 +33,7 @@ EXPECTED = [
     "Job",
     "JobOutcome",
     "JobRun",
+    "Limits",
     "NotFound",
     "ProcessDefinition",
     "Severity",
