@@ -1,9 +1,13 @@
 """``bankflow``: the command line. Every listing has ``--json``; every error is one line
-naming what is wrong, with a non-zero exit and no traceback."""
+on stderr naming what is wrong, with no traceback: exit 2 for a usage error (an unknown
+option, a value out of range, data that is not a JSON object), exit 1 for what the engine
+refused, and exit 1 with "internal error" for a bug (``BANKFLOW_DEBUG=1`` shows it)."""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -11,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel
@@ -19,8 +23,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bankflow._limits import DEFAULT_LIMITS
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
+from bankflow.jobs._external import MAX_DURATION, MAX_RETRIES, MAX_TASKS
 from bankflow.models import (
     Diagnostic,
     Event,
@@ -57,6 +63,89 @@ class _State:
 
 _state = _State()
 
+
+# -- checking what the shell gives -----------------------------------------------------
+# Every value is checked before an engine is opened, so a bad one is one line and exit 2
+# on every database: SQLite takes a negative LIMIT as "no limit" where PostgreSQL refuses
+# it, and a 20-digit number overflows a column on one and not the other.
+
+MAX_LIMIT = 10_000
+MAX_OFFSET = 1_000_000
+MAX_VERSION = 2_147_483_647  # a 32-bit integer column on PostgreSQL
+MAX_BATCH = 1_000
+MAX_SECONDS = MAX_DURATION.total_seconds()
+MAX_POLL_SECONDS = 3_600.0
+JOB_KINDS = ("timer", "service", "external", "message", "start_timer")
+JOB_STATUSES = ("ready", "held", "incident")
+DEBUG_ENV = "BANKFLOW_DEBUG"
+
+
+def _is_text(value: str) -> bool:
+    """False for a lone surrogate: what Python makes of argv bytes that are not UTF-8
+    (``surrogateescape``), or a JSON ``\\ud800`` escape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(value: int | float) -> str:
+    if isinstance(value, int) and not -(10**30) < value < 10**30:
+        return "a number of more than 30 digits"  # str() of 4,300+ digits would raise
+    return repr(value)
+
+
+def _whole(low: int, high: int) -> Callable[[int | None], int | None]:
+    """A typer callback: an int option from ``low`` to ``high``."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(
+                f"must be a whole number from {low:,} to {high:,}, not {_shown(value)}"
+            )
+        return value
+
+    return check
+
+
+def _seconds(*, allow_zero: bool, high: float = MAX_SECONDS) -> Callable[[float], float]:
+    """A typer callback: seconds that are finite, not negative (nor zero unless allowed)
+    and at most ``high``."""
+
+    def check(value: float) -> float:
+        low_ok = value >= 0 if allow_zero else value > 0
+        if not (math.isfinite(value) and low_ok and value <= high):
+            lowest = "0" if allow_zero else "more than 0"
+            raise typer.BadParameter(
+                f"must be a number of seconds, {lowest} and at most {high:,.0f}, not {value!r}"
+            )
+        return value
+
+    return check
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return check
+
+
+LimitOption = Annotated[
+    int,
+    typer.Option(
+        "--limit", callback=_whole(0, MAX_LIMIT), help=f"At most this many (0-{MAX_LIMIT:,})."
+    ),
+]
+OffsetOption = Annotated[
+    int,
+    typer.Option(
+        "--offset", callback=_whole(0, MAX_OFFSET), help=f"Skip this many (0-{MAX_OFFSET:,})."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -73,9 +162,17 @@ def _main(
     _state.db_url = db
 
 
+def _db_url() -> str | None:
+    """``--db``, else ``$BANKFLOW_DATABASE_URL`` (checked here: it bypasses the options)."""
+    from_env = os.environ.get("BANKFLOW_DATABASE_URL")
+    if _state.db_url is None and from_env and not _is_text(from_env):
+        raise typer.BadParameter("BANKFLOW_DATABASE_URL holds text that is not valid UTF-8")
+    return _state.db_url
+
+
 @contextmanager
 def _engine(*, migrate: bool | None = None) -> Iterator[Engine]:
-    engine = Engine(_state.db_url, migrate=migrate)
+    engine = Engine(_db_url(), migrate=migrate)
     try:
         yield engine
     finally:
@@ -208,22 +305,98 @@ def definitions(
     out.print(table)
 
 
-def _parse_data(value: str | None) -> dict[str, Any] | None:
-    """``--data`` as JSON text or ``@file``; decimals stay exact (money)."""
+class _RefusedNumber(ValueError):
+    """Raised from inside ``json.loads`` for a number bankflow will not take."""
+
+
+def _json_int(literal: str) -> int:
+    digits = len(literal) - literal.startswith("-")
+    limit = DEFAULT_LIMITS.max_number_digits
+    if digits > limit:  # checked before int(): 4,301+ digits raise, and cost time
+        raise _RefusedNumber(f"an integer of {digits:,} digits; at most {limit} are allowed")
+    return int(literal)
+
+
+def _json_decimal(literal: str) -> Decimal:
+    """A JSON fraction as an exact Decimal (money), its digits before and after the point
+    within the engine's limit (``1e999999`` has a million)."""
+    limit = DEFAULT_LIMITS.max_number_digits
+    mantissa = literal.lower().partition("e")[0]
+    if sum(c.isdigit() for c in mantissa) > limit:
+        raise _RefusedNumber(f"a number of more than {limit} digits; at most {limit} are allowed")
+    number = Decimal(literal)
+    _sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # a JSON literal is always finite
+    written = len(digits) + exponent if exponent >= 0 else max(len(digits), -exponent)
+    if written > limit:
+        raise _RefusedNumber(
+            f"{literal}, a number of {written:,} digits written out; at most {limit} are allowed"
+        )
+    return number
+
+
+def _json_constant(name: str) -> NoReturn:
+    raise _RefusedNumber(f"{name}; only finite numbers can be stored")
+
+
+def _no_lone_surrogates(value: Any, option: str) -> None:
+    """JSON can spell a lone surrogate (``"\\ud800"``); no database can store one."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            texts = [item]
+        elif isinstance(item, dict):
+            texts = list(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            texts = []
+            stack.extend(item)
+        else:
+            continue
+        if not all(_is_text(t) for t in texts):
+            raise typer.BadParameter(
+                f"{option} holds text that is not valid UTF-8 (a \\u escape of a lone surrogate)"
+            )
+
+
+def _read_argument_file(path: str, option: str) -> str:
+    """``@file`` of ``--data`` and the like: UTF-8 text of bounded size."""
+    cap = 4 * DEFAULT_LIMITS.max_data_bytes  # the limit is on compact JSON; files are indented
+    try:
+        with open(path, "rb") as file:  # a bounded read: @/dev/zero must not hang
+            content = file.read(cap + 1)
+    except OSError as exc:
+        raise typer.BadParameter(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+    if len(content) > cap:
+        raise typer.BadParameter(f"{option}: {path} is larger than {cap:,} bytes")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise typer.BadParameter(
+            f"{option}: {path} is not UTF-8 text (byte {exc.start:,} is not valid)"
+        ) from None
+
+
+def _parse_data(value: str | None, option: str = "--data") -> dict[str, Any] | None:
+    """``--data`` as JSON text or ``@file``: a JSON object whose fractions become exact
+    Decimals (money); anything else is ``typer.BadParameter`` naming ``option``."""
     if value is None:
         return None
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise typer.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
+    text = _read_argument_file(value[1:], option) if value.startswith("@") else value
     try:
-        data = json.loads(text, parse_float=Decimal)
+        data = json.loads(
+            text, parse_int=_json_int, parse_float=_json_decimal, parse_constant=_json_constant
+        )
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"--data is not valid JSON: {exc}") from None
+        raise typer.BadParameter(f"{option} is not valid JSON: {exc}") from None
+    except _RefusedNumber as exc:
+        raise typer.BadParameter(f"{option} holds {exc}") from None
+    except RecursionError:
+        raise typer.BadParameter(f"{option} nests lists or objects too deeply") from None
     if not isinstance(data, dict):
-        raise typer.BadParameter("--data must be a JSON object")
+        raise typer.BadParameter(f"{option} must be a JSON object")
+    _no_lone_surrogates(data, option)
     return data
 
 
@@ -274,7 +447,9 @@ def start(
     process_key: Annotated[str, typer.Argument(help="The process id (definition key).")],
     business_key: Annotated[str | None, typer.Option("--business-key")] = None,
     data: DataOption = None,
-    version: Annotated[int | None, typer.Option(help="A specific version.")] = None,
+    version: Annotated[
+        int | None, typer.Option(callback=_whole(1, MAX_VERSION), help="A specific version.")
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Who starts it.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -304,8 +479,8 @@ def tasks(
     process: Annotated[str | None, typer.Option("--process")] = None,
     business_key: Annotated[str | None, typer.Option("--business-key")] = None,
     instance: Annotated[str | None, typer.Option("--instance")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    offset: Annotated[int, typer.Option("--offset")] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Waiting human tasks, oldest first."""
@@ -419,8 +594,8 @@ def instances(
     process: Annotated[str | None, typer.Option("--process")] = None,
     status: Annotated[InstanceStatus | None, typer.Option("--status")] = None,
     business_key: Annotated[str | None, typer.Option("--business-key")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    offset: Annotated[int, typer.Option("--offset")] = 0,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Instances, newest first."""
@@ -504,6 +679,8 @@ def _when(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"--now is not an ISO 8601 date-time: {value!r}") from None
+    if not 1970 <= parsed.year <= 9000:  # due times computed from it must stay in range
+        raise typer.BadParameter(f"--now must be between the years 1970 and 9000: {value!r}")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
@@ -538,10 +715,25 @@ def worker(
     ] = None,
     worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (lock owner).")] = None,
     lock_seconds: Annotated[
-        float, typer.Option("--lock-seconds", help="How long a claimed job stays locked.")
+        float,
+        typer.Option(
+            "--lock-seconds",
+            callback=_seconds(allow_zero=False),
+            help="How long a claimed job stays locked.",
+        ),
     ] = 300.0,
-    poll: Annotated[float, typer.Option("--poll", help="Seconds between polls when idle.")] = 1.0,
-    batch: Annotated[int, typer.Option("--batch", help="Jobs claimed at a time.")] = 20,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll",
+            callback=_seconds(allow_zero=False, high=MAX_POLL_SECONDS),
+            help="Seconds between polls when idle.",
+        ),
+    ] = 1.0,
+    batch: Annotated[
+        int,
+        typer.Option("--batch", callback=_whole(1, MAX_BATCH), help="Jobs claimed at a time."),
+    ] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """Fire due timers, call services, deliver messages; one line per job. Stops cleanly
@@ -552,7 +744,7 @@ def worker(
     from bankflow._clock import FixedClock
 
     at = _when(now)
-    engine = Engine(_state.db_url, clock=FixedClock(at) if at is not None else None)
+    engine = Engine(_db_url(), clock=FixedClock(at) if at is not None else None)
     try:
         for name in handlers or ():
             try:
@@ -611,11 +803,15 @@ def worker(
 @app.command()
 def jobs(
     kind: Annotated[
-        str | None, typer.Option("--kind", help="timer, service, external, message, start_timer.")
+        str | None,
+        typer.Option("--kind", callback=_one_of(JOB_KINDS), help=", ".join(JOB_KINDS) + "."),
     ] = None,
-    status: Annotated[str | None, typer.Option("--status", help="ready, held or incident.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", callback=_one_of(JOB_STATUSES), help="ready, held or incident."),
+    ] = None,
     instance: Annotated[str | None, typer.Option("--instance")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    limit: LimitOption = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Jobs by due time: timers, service calls, messages, timer starts."""
@@ -645,7 +841,7 @@ def jobs(
 @app.command()
 def incidents(
     process: Annotated[str | None, typer.Option("--process")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
     """What stopped and needs a person; `bankflow retry ID` resolves one after the fix."""
@@ -687,10 +883,7 @@ def message(
     as_json: JsonOption = False,
 ) -> None:
     """Deliver a message to the instance waiting for it (or start one)."""
-    try:
-        matching = _parse_data(correlation)
-    except typer.BadParameter as exc:
-        raise typer.BadParameter(str(exc).replace("--data", "--correlation")) from None
+    matching = _parse_data(correlation, "--correlation")
     with _engine() as engine:
         delivered = engine.messages.correlate(
             name,
@@ -717,14 +910,15 @@ def decide(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a decision table against data, printing the rules that matched."""
-    from bankflow.definitions._source import SourceFile, parse
+    from bankflow.definitions._source import MAX_FILE_BYTES, SourceFile, parse
     from bankflow.language._decisions import evaluate_graph
     from bankflow.language._dmn import parse_dmn
 
     try:
-        content = file.read_bytes()
+        with file.open("rb") as handle:  # bounded: `decide /dev/zero` must not hang
+            content = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from None
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror or exc}") from None
     root = parse(SourceFile(display=str(file), name=file.name, content=content))
     if isinstance(root, Diagnostic):
         raise typer.BadParameter(root.format())
@@ -761,8 +955,13 @@ WorkerIdOption = Annotated[str, typer.Option("--worker-id", help="The external w
 def external_fetch(
     topics: Annotated[list[str], typer.Argument(help="Topics to fetch work for.")],
     worker_id: WorkerIdOption,
-    max_tasks: Annotated[int, typer.Option("--max", help="At most this many tasks.")] = 10,
-    lock_seconds: Annotated[float, typer.Option("--lock-seconds")] = 300.0,
+    max_tasks: Annotated[
+        int,
+        typer.Option("--max", callback=_whole(0, MAX_TASKS), help="At most this many tasks."),
+    ] = 10,
+    lock_seconds: Annotated[
+        float, typer.Option("--lock-seconds", callback=_seconds(allow_zero=False))
+    ] = 300.0,
     as_json: JsonOption = False,
 ) -> None:
     """Lock due external tasks of TOPICS for --worker-id and print them with their data."""
@@ -804,8 +1003,15 @@ def external_fail(
     task_id: str,
     worker_id: WorkerIdOption,
     error: Annotated[str, typer.Option("--error", help="What went wrong.")],
-    retries: Annotated[int, typer.Option("--retries", help="Retries left (0: incident).")],
-    retry_seconds: Annotated[float, typer.Option("--retry-seconds")] = 0.0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries", callback=_whole(0, MAX_RETRIES), help="Retries left (0: incident)."
+        ),
+    ],
+    retry_seconds: Annotated[
+        float, typer.Option("--retry-seconds", callback=_seconds(allow_zero=True))
+    ] = 0.0,
 ) -> None:
     """Report a failed attempt: tried again after --retry-seconds, or an incident."""
     with _engine() as engine:
@@ -843,7 +1049,12 @@ def external_bpmn_error(
 def external_extend(
     task_id: str,
     worker_id: WorkerIdOption,
-    seconds: Annotated[float, typer.Option("--seconds", help="New lock duration from now.")],
+    seconds: Annotated[
+        float,
+        typer.Option(
+            "--seconds", callback=_seconds(allow_zero=False), help="New lock duration from now."
+        ),
+    ],
 ) -> None:
     """Keep an external task locked for longer."""
     with _engine() as engine:
@@ -858,19 +1069,99 @@ def db_upgrade() -> None:
         out.print(f"database {engine.url.split('@')[-1]} is at the latest schema")
 
 
+# typer re-exports click's BadParameter; its base is the UsageError every usage mistake
+# raises (click vendored inside typer, or the click package in older typer releases).
+_UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line: lines joined, control characters and lone
+    surrogates escaped (an id from the shell may hold a newline or a terminal escape)."""
+    flat = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    flat = flat.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in flat
+    )
+
+
+def _error(message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(_one_line(message))}", markup=True, emoji=False)
+
+
+def _usage_message(exc: Exception) -> str:
+    """click's message for a usage error, naming the option without click's quotes."""
+    param = getattr(exc, "param", None)
+    message = getattr(exc, "message", "")
+    if param is None and message and isinstance(exc, typer.BadParameter):
+        return str(message)  # raised by a command: the message names the option itself
+    if param is None or not message:
+        format_message: Callable[[], str] = getattr(exc, "format_message", lambda: str(exc))
+        return format_message()
+    if getattr(param, "param_type_name", "") == "argument":
+        hint = f"argument {str(param.name).upper()}"
+    else:
+        hint = " / ".join(getattr(param, "opts", ())) or str(param.name)
+    return f"{hint}: {message}"
+
+
+def _refuse_bad_text(command: Any) -> None:
+    """Make every parameter of ``command`` and its subcommands refuse text that is not
+    valid UTF-8 before converting it: argv bytes that are not UTF-8 reach Python as lone
+    surrogates, which SQLite and PostgreSQL drivers fail on in different ways."""
+    for param in getattr(command, "params", ()):
+        process = param.process_value
+
+        def checked(ctx: Any, value: Any, _process: Any = process, _param: Any = param) -> Any:
+            values = value if isinstance(value, list | tuple) else [value]
+            if not all(_is_text(v) for v in values if isinstance(v, str)):
+                raise typer.BadParameter(
+                    "holds text that is not valid UTF-8", ctx=ctx, param=_param
+                )
+            return _process(ctx, value)
+
+        param.process_value = checked
+    for subcommand in getattr(command, "commands", {}).values():
+        _refuse_bad_text(subcommand)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code, turning every bankflow error into one line."""
+    """Run the CLI and return its exit code; whatever goes wrong is one line on stderr:
+    2 for a usage error, 1 for a ``BankflowError``, 1 and "internal error" for anything
+    else (a bug: ``BANKFLOW_DEBUG=1`` lets its traceback through)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="bankflow")
+        command = typer.main.get_command(app)
+        _refuse_bad_text(command)
+        result = command.main(args=args, prog_name="bankflow", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except _UsageError as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # the help text is already out
+            _error(_usage_message(exc))
+        return int(getattr(exc, "exit_code", 2))
+    except DefinitionError as exc:  # the first line, then one line per diagnostic
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, emoji=False)
+        return 1
     except BankflowError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
+        _error(str(exc))
         return 1
     except KeyboardInterrupt:
         err.print("aborted")
         return 130
-    return 0
+    except typer.Abort:
+        err.print("aborted")
+        return 1
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        _error(
+            f"internal error: {type(exc).__name__}: {exc} — please report this "
+            f"({DEBUG_ENV}=1 shows the traceback)"
+        )
+        return 1
+    return result if isinstance(result, int) else 0
 
 
 def _entry() -> None:  # pragma: no cover - console script

@@ -8,24 +8,63 @@ accepted only from the worker holding the lock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from bankflow._clock import Clock
-from bankflow.errors import BpmnError, ConcurrencyError, NotFound
+from bankflow.errors import BpmnError, ConcurrencyError, InvalidData, NotFound
 from bankflow.jobs._service import Jobs
-from bankflow.models import ExternalTask, Instance
+from bankflow.models import ExternalTask, FieldError, Instance
 from bankflow.persistence import Database
 from bankflow.persistence._jobs import JobStore
 from bankflow.runtime._data import check_data
 from bankflow.runtime._executor import Executor
 
-__all__ = ["ExternalTasks"]
+__all__ = ["MAX_DURATION", "MAX_RETRIES", "MAX_TASKS", "ExternalTasks"]
+
+MAX_DURATION = timedelta(days=366)
+"""The longest lock or retry delay: far beyond any real use, short of where adding it to a
+date would overflow."""
+MAX_TASKS = 10_000
+MAX_RETRIES = 1_000
 
 
-def _duration(value: timedelta | float) -> timedelta:
-    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+def _refused(field: str, message: str) -> InvalidData:
+    return InvalidData(f"invalid {field}", errors=(FieldError(field=field, message=message),))
+
+
+def _duration(value: object, field: str, *, allow_zero: bool = False) -> timedelta:
+    """``value`` (a timedelta or a number of seconds) as a timedelta, or ``InvalidData``:
+    NaN, infinity, a negative (for a lock also zero) duration and anything longer than
+    ``MAX_DURATION`` are refused, the same on every database."""
+    lowest = "0" if allow_zero else "more than 0"
+    wanted = (
+        f"must be a number of seconds, {lowest} and at most {MAX_DURATION.total_seconds():,.0f}"
+    )
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise _refused(field, f"{wanted}, not {value}")
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            raise _refused(field, f"{wanted}; the number given is far larger") from None
+    else:
+        raise _refused(field, f"{wanted} or a timedelta, not {type(value).__name__}")
+    too_small = seconds < 0 or (seconds == 0 and not allow_zero)
+    if not math.isfinite(seconds) or too_small or seconds > MAX_DURATION.total_seconds():
+        raise _refused(field, f"{wanted}, not {seconds!r}")
+    return value if isinstance(value, timedelta) else timedelta(seconds=seconds)
+
+
+def _count(value: object, field: str, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise _refused(field, f"must be a whole number from 0 to {maximum:,}")
+    return value
 
 
 class ExternalTasks:
@@ -45,9 +84,12 @@ class ExternalTasks:
         lock_duration: timedelta | float = 300,
     ) -> list[ExternalTask]:
         """Lock up to ``max_tasks`` due external tasks of ``topics`` for ``worker_id``;
-        ``lock_duration`` in seconds or a timedelta."""
+        ``lock_duration`` in seconds or a timedelta (more than 0, at most
+        ``MAX_DURATION``); ``InvalidData`` otherwise."""
+        lock = _duration(lock_duration, "lock_duration")
+        limit = _count(max_tasks, "max_tasks", MAX_TASKS)
         now = self._clock.now()
-        until = now + _duration(lock_duration)
+        until = now + lock
         with self._db.connect(write=True) as conn:
             rows = self._store.claim(
                 conn,
@@ -56,7 +98,7 @@ class ExternalTasks:
                 now=now,
                 owner=worker_id,
                 until=until,
-                limit=max_tasks,
+                limit=limit,
             )
         tasks = []
         for row in rows:
@@ -97,21 +139,28 @@ class ExternalTasks:
         retry_timeout: timedelta | float = 0,
     ) -> str:
         """Report a failed attempt; ``retries`` left (0 raises an incident: the instance
-        fails and shows in ``engine.incidents``). Returns ``retry`` or ``incident``."""
+        fails and shows in ``engine.incidents``; fewer counts as 0, more than
+        ``MAX_RETRIES`` is refused). Returns ``retry`` or ``incident``."""
+        delay = _duration(retry_timeout, "retry_timeout", allow_zero=True)
+        if isinstance(retries, int) and not isinstance(retries, bool) and retries < 0:
+            retries = 0
+        retries = _count(retries, "retries", MAX_RETRIES)
         job = self._held(task_id, worker_id)
         return self._jobs.record_failure(
             job,
             owner=worker_id,
             message=error_message,
             error_type="ExternalTaskFailure",
-            retries_left=max(retries, 0),
-            retry_at=self._clock.now() + _duration(retry_timeout),
+            retries_left=retries,
+            retry_at=self._clock.now() + delay,
         )
 
     def extend_lock(
         self, task_id: str, *, worker_id: str, new_duration: timedelta | float
     ) -> datetime:
-        until = self._clock.now() + _duration(new_duration)
+        """Keep the lock ``new_duration`` from now (more than 0, at most ``MAX_DURATION``;
+        ``InvalidData`` otherwise); returns when it now runs out."""
+        until = self._clock.now() + _duration(new_duration, "new_duration")
         with self._db.connect(write=True) as conn:
             self._held_in(conn, task_id, worker_id)
             self._store.update_job(conn, task_id, {"lock_expires_at": until})
