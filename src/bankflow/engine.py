@@ -62,9 +62,16 @@ class Engine:
             self._db.close()
             raise
         self.services = ServiceRegistry()
-        self.definitions = Definitions(self._db, self.clock, services=self.services)
+        self.definitions = Definitions(
+            self._db, self.clock, services=self.services, limits=self.limits
+        )
         executor = Executor(
-            self._db, self.clock, Catalog(self._db), cache_size=cache_size, services=self.services
+            self._db,
+            self.clock,
+            Catalog(self._db),
+            cache_size=cache_size,
+            services=self.services,
+            limits=self.limits,
         )
         self.instances = Instances(self._db, self.clock, executor)
         self.tasks = Tasks(self._db, self.clock, executor)

@@ -14,6 +14,8 @@ escaping the library is a bug.
     ├── AccessDenied            the user is not a candidate (or assignee) of the task
     ├── DuplicateBusinessKey    a running or finished instance already has that key
     ├── InvalidState            the instance or task is not in a state for that action
+    ├── Interrupted             a step stopped from outside (a worker shutting down) before
+    │                           it finished; nothing of it was written
     ├── InvalidData             data that is not JSON-like, or fails validation
     │   └── InvalidTaskData     task data refused by the task's form or model
     └── BpmnError               raised by a service handler: a business error the diagram
@@ -37,6 +39,7 @@ __all__ = [
     "DatabaseError",
     "DefinitionError",
     "DuplicateBusinessKey",
+    "Interrupted",
     "InvalidData",
     "InvalidState",
     "InvalidTaskData",
@@ -115,6 +118,11 @@ class InvalidState(BankflowError):
     def __init__(self, message: str, *, instance_id: str) -> None:
         super().__init__(message)
         self.instance_id = instance_id
+
+
+class Interrupted(BankflowError):
+    """A step was stopped from outside (a worker told to stop, past its grace period)
+    before it finished; nothing of it was written and its job was given back."""
 
 
 class InvalidData(BankflowError):

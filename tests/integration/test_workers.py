@@ -367,7 +367,11 @@ def test_a_killed_workers_job_is_taken_over_once_its_lock_expires(
             "worker-a", "--lock-seconds", "2", "--poll", "0.2", BF_TEST_HANDLER="block"
         )
         marker = setup.folder / "started-crash"
-        _wait_for(lambda: marker.exists() or doomed.process.poll() is not None, "A's handler")
+        _wait_for(  # the handler creates the file, then writes its pid into it
+            lambda: (marker.exists() and marker.read_text() != "")
+            or doomed.process.poll() is not None,
+            "A's handler",
+        )
         assert doomed.process.poll() is None, doomed.stderr()
         assert marker.read_text() == str(doomed.process.pid)
         owner, first_expiry = setup.lock(instance.id)

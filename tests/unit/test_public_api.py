@@ -27,6 +27,7 @@ EXPECTED = [
     "Incident",
     "Instance",
     "InstanceStatus",
+    "Interrupted",
     "InvalidData",
     "InvalidState",
     "InvalidTaskData",

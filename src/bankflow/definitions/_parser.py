@@ -21,8 +21,10 @@ from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
-from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, ServiceTask
+from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, NoneTask, ServiceTask
 
+from bankflow._stack import deep_call
+from bankflow._text import shorten
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._source import SourceFile, parse
@@ -262,6 +264,16 @@ class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
         )
 
 
+class PassThroughTask(NoneTask):  # type: ignore[misc]
+    """A ``bpmn:task`` with no type: nothing to do, so the token passes on, as in Camunda.
+    SpiffWorkflow treats it as a manual task, but nobody's inbox shows it, so an instance
+    reaching one waited forever with nothing to wait for."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any) -> None:
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
     """SpiffWorkflow's parser with bankflow's service and business rule tasks; decisions
     are bankflow's own (``decisions``), not SpiffWorkflow's DMN parser."""
@@ -272,6 +284,7 @@ class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
 
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("task"): (SpiffTaskParser, PassThroughTask),
         full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
         full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
     }
@@ -359,8 +372,15 @@ def build(
 
     ``extra_dmn`` are decisions deployed earlier that business rule tasks may call. Each
     process is built on its own so one broken process does not hide another's problems.
-    SpiffWorkflow parses lazily; building here is what makes deploy-time errors real.
+    SpiffWorkflow parses lazily; building here is what makes deploy-time errors real. The
+    parser recurses along sequence flows, so it runs on a deep stack (``deep_call``).
     """
+    return deep_call(_build, bpmn, dmn, extra_dmn=extra_dmn)
+
+
+def _build(
+    bpmn: Sequence[SourceDoc], dmn: Sequence[SourceDoc], *, extra_dmn: Sequence[SourceDoc]
+) -> BuildOutcome:
     outcome = BuildOutcome()
     docs = {d.name: d for d in [*bpmn, *dmn, *extra_dmn]}
     parser = BankflowBpmnParser()
@@ -398,6 +418,12 @@ def build_process(
 ) -> tuple[Any, dict[str, Any]]:
     """The spec and sub-process specs of a deployed process, from its stored sources
     (name, content, "bpmn"/"dmn"), rewritten exactly as deploy checked them."""
+    return deep_call(_build_process, process_key, list(sources))
+
+
+def _build_process(
+    process_key: str, sources: Iterable[tuple[str, bytes, str]]
+) -> tuple[Any, dict[str, Any]]:
     parser = BankflowBpmnParser()
     bpmn_docs = []
     for name, content, kind in sources:
@@ -423,8 +449,9 @@ def _add_decisions(
     outcome: BuildOutcome | None,
 ) -> None:
     """Read every decision of a DMN file and compile its cells in the sandbox; a cell that
-    does not compile is an error naming the rule, a decision that is not a table is left
-    out with a warning (a business rule task calling it is then an error)."""
+    does not compile (unparsable, or refused by the sandbox) is an error naming the rule,
+    so the deployment stores nothing; a decision that is not a table is left out with a
+    warning (a business rule task calling it is then an error)."""
     from bankflow.language._decisions import check
 
     try:
@@ -454,12 +481,8 @@ def _add_decisions(
             continue
         problems = check(decision)
         if problems:
-            # Not an error of the file as a whole: the decision is left out, and a business
-            # rule task that calls it is the error (decision-ref).
             if outcome is not None:
-                outcome.diagnostics += [
-                    _dmn_diagnostic(p, doc, not_deployed=decision.id) for p in problems
-                ]
+                outcome.diagnostics += [_dmn_diagnostic(p, doc) for p in problems]
             continue
         parser.decisions[decision.id] = decision
         if outcome is not None:
@@ -467,18 +490,14 @@ def _add_decisions(
             outcome.decision_names[decision.id] = decision.name or None
 
 
-def _dmn_diagnostic(
-    error: DmnError, doc: SourceDoc, *, not_deployed: str | None = None
-) -> Diagnostic:
+def _dmn_diagnostic(error: DmnError, doc: SourceDoc) -> Diagnostic:
+    """An error: a decision that cannot be read or compiled is never deployed, and neither
+    is anything deployed with it. The message quotes the cell, cut to a readable size."""
     line = error.line or (doc.lines.get(error.element_id) if error.element_id else None)
-    message = error.message
-    if not_deployed is not None:
-        message = f"decision {not_deployed} is not deployed: {message}"
     return Diagnostic(
         file=doc.name,
         line=line or doc.root.sourceline,
         element_id=error.element_id,
         rule="dmn",
-        message=message,
-        severity=Severity.ERROR if not_deployed is None else Severity.WARNING,
+        message=shorten(error.message),
     )

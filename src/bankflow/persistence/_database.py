@@ -80,6 +80,15 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(bankflow_write=True)
+        # Reads that must agree with each other (an instance row and its task rows) see one
+        # snapshot: PostgreSQL's default READ COMMITTED gives each statement its own, and a
+        # task completed between two of them surfaced as a bare KeyError. SQLite's WAL
+        # transaction is a snapshot already.
+        self._snapshot_engine = (
+            self.engine.execution_options(isolation_level="REPEATABLE READ")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextmanager
@@ -99,9 +108,12 @@ class Database:
             session.close()
 
     @contextmanager
-    def connect(self, *, write: bool = False) -> Iterator[Connection]:
-        """A Core connection in one transaction: the runtime's hot path skips the ORM."""
-        engine = self._write_engine if write else self.engine
+    def connect(self, *, write: bool = False, snapshot: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction: the runtime's hot path skips the ORM.
+
+        ``snapshot``: every statement of the transaction reads the same snapshot.
+        """
+        engine = self._write_engine if write else self._snapshot_engine if snapshot else self.engine
         try:
             with engine.begin() as connection:
                 yield connection

@@ -1,11 +1,14 @@
 """One operation on one instance: read, change in memory, write in one guarded transaction.
 
-Read phase: the instance row and its task rows (the workflow object comes from the
-in-process cache when it is at the same revision, else from the stored state). Change:
-the caller's validated action runs on the SpiffWorkflow object. Write phase, one
-transaction: ``UPDATE ... WHERE id=? AND revision=?`` (zero rows: someone else moved the
-instance first, ``ConcurrencyError``, nothing written), the task index brought in line
-with the workflow's ready human tasks, and the history events.
+Read phase, one read-only snapshot: the instance row and its task, job and subscription
+rows (the workflow object comes from the in-process cache when it is at the same revision,
+else from the stored state). Change: the caller's validated action runs on the
+SpiffWorkflow object with *no transaction open*, so a long step (bounded by
+``Limits.max_steps``) never holds the database's write lock or blocks a worker's
+heartbeat. Write phase, one transaction: ``UPDATE ... WHERE id=? AND revision=?`` (zero
+rows: someone else moved the instance meanwhile; the change is read and run again a few
+times, then ``ConcurrencyError``, nothing written), the task index brought in line with
+the workflow's ready human tasks, and the history events.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from bankflow._clock import Clock
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow._timing import retries
 from bankflow.errors import (
     BankflowError,
@@ -111,6 +115,7 @@ class Executor:
         *,
         cache_size: int,
         services: ServiceRegistry,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -118,6 +123,7 @@ class Executor:
         self._store = RuntimeStore()
         self._jobs = JobStore()
         self._cache = _Cache(cache_size)
+        self.limits = limits
         self.script_engine = _spiff.ScriptEngine(services, now=clock.now)
 
     # -- start ---------------------------------------------------------------------------
@@ -137,36 +143,38 @@ class Executor:
     ) -> Instance:
         """Start an instance; ``message`` is delivered to its message start event and
         ``start_timer`` fires its timer start event (how jobs and correlation start one)."""
+        if definition_id is None:
+            with self._db.connect() as conn:
+                definition_id = self._store.definition_id(conn, process_key, version)
+        if definition_id is None:
+            which = f"version {version} of " if version is not None else ""
+            raise NotFound(
+                f"no {which}process definition {process_key!r} is deployed",
+                kind="process",
+                key=process_key,
+            )
+        definition = self._catalog.get(definition_id)
+        now = self._clock.now()
+        header = {
+            "id": str(uuid.uuid4()),
+            "definition_id": definition_id,
+            "process_key": definition.key,
+            "business_key": business_key,
+            "started_by": actor,
+            "started_at": now,
+            "revision": 0,
+        }
+        # SpiffWorkflow runs before the write transaction opens (see the module docstring).
+        workflow, failure = self._start_workflow(
+            definition, data, start_timer=start_timer, message=message
+        )
+        started = _event(
+            header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
+        )
         try:
             with self._db.connect(write=True) as conn:
                 if guard is not None:
                     guard(conn)
-                if definition_id is None:
-                    definition_id = self._store.definition_id(conn, process_key, version)
-                if definition_id is None:
-                    which = f"version {version} of " if version is not None else ""
-                    raise NotFound(
-                        f"no {which}process definition {process_key!r} is deployed",
-                        kind="process",
-                        key=process_key,
-                    )
-                definition = self._catalog.get(definition_id)
-                now = self._clock.now()
-                header = {
-                    "id": str(uuid.uuid4()),
-                    "definition_id": definition_id,
-                    "process_key": definition.key,
-                    "business_key": business_key,
-                    "started_by": actor,
-                    "started_at": now,
-                    "revision": 0,
-                }
-                workflow, failure = self._start_workflow(
-                    definition, data, start_timer=start_timer, message=message
-                )
-                started = _event(
-                    header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
-                )
                 instance = self._persist(
                     conn,
                     header,
@@ -194,7 +202,7 @@ class Executor:
         start_timer: bool,
         message: tuple[str, dict[str, Any]] | None,
     ) -> tuple[Any, _spiff.Failure | None]:
-        with _spiff.clock(self._clock.now):
+        with _spiff.clock(self._clock.now), _spiff.budget(self.limits.max_steps):
             try:
                 workflow = _spiff.start(definition.runnable, data, self.script_engine)
             except _spiff.StepError as exc:
@@ -267,56 +275,85 @@ class Executor:
         actor: str | None,
         statuses: Sequence[InstanceStatus] = (InstanceStatus.RUNNING,),
     ) -> Instance:
-        """Read, validate, change and write the instance (found by id or by one of its
-        waiting tasks) in one transaction."""
-        with self._db.connect(write=True) as conn:
+        """Read, validate and change the instance (found by id or by one of its waiting
+        tasks), then write it in one guarded transaction. When someone else moved the
+        instance meanwhile, the change is read, validated and run again on the new state
+        (a few times) unless it already called a host's service handler."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return self._change_once(
+                    action, instance_id=instance_id, task_id=task_id, actor=actor, statuses=statuses
+                )
+            except _Moved as moved:
+                if attempt == _ATTEMPTS or moved.handlers_called:
+                    raise ConcurrencyError(
+                        str(moved), instance_id=moved.instance_id, task_id=task_id
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _change_once(
+        self,
+        action: Action,
+        *,
+        instance_id: str | None,
+        task_id: str | None,
+        actor: str | None,
+        statuses: Sequence[InstanceStatus],
+    ) -> Instance:
+        with self._db.connect(snapshot=True) as conn:
             if task_id is not None:
                 read = self._read_task(conn, task_id)
             else:
                 read = self._read_instance(conn, instance_id or "")
-            row = read.row
-            status = InstanceStatus(row["status"])
-            if status not in statuses:
-                raise InvalidState(f"instance {row['id']} is {status.value}", instance_id=row["id"])
-            change = action(read)  # validates; raises before anything changed
-            workflow = self._cache.checkout(row["id"], row["revision"])
-            if workflow is None:
-                workflow = _spiff.load_state(
-                    row["state"], read.definition.runnable, self.script_engine
-                )
-            now = self._clock.now()
-            at = change.at if change.at is not None and change.at > now else now
-            failure = change.failure
+        row = read.row
+        status = InstanceStatus(row["status"])
+        if status not in statuses:
+            raise InvalidState(f"instance {row['id']} is {status.value}", instance_id=row["id"])
+        change = action(read)  # validates; raises before anything changed
+        workflow = self._cache.checkout(row["id"], row["revision"])
+        if workflow is None:
+            workflow = _spiff.load_state(row["state"], read.definition.runnable, self.script_engine)
+        now = self._clock.now()
+        at = change.at if change.at is not None and change.at > now else now
+        failure = change.failure
+        # No transaction is open while SpiffWorkflow runs: the revision guard below is
+        # what keeps two changes of one instance apart.
+        with _spiff.budget(self.limits.max_steps) as spent:
             try:
                 with _spiff.clock(lambda: at):
                     change.run(workflow)
             except _spiff.StepError as exc:
                 failure = exc.failure
-            header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
-            header.update(
-                started_by=row["started_by"], started_at=row["started_at"], revision=row["revision"]
-            )
-            instance = self._persist(
-                conn,
-                header,
-                read.definition,
-                workflow,
-                failure,
-                change.events,
-                read.tasks,
-                now,
-                actor=actor,
-                done=change.done_task_ids,
-                status=change.status,
-                jobs=[
-                    {**j, "status": "incident"} if j["id"] == change.incident_job else j
-                    for j in read.jobs
-                    if j["id"] != change.consumed_job
-                ],
-                subscriptions=read.subscriptions,
-                reset_incidents=change.reset_incidents,
-                guard=change.guard,
-            )
+        header = {k: row[k] for k in ("id", "definition_id", "process_key", "business_key")}
+        header.update(
+            started_by=row["started_by"], started_at=row["started_at"], revision=row["revision"]
+        )
+        try:
+            with self._db.connect(write=True) as conn:
+                instance = self._persist(
+                    conn,
+                    header,
+                    read.definition,
+                    workflow,
+                    failure,
+                    change.events,
+                    read.tasks,
+                    now,
+                    actor=actor,
+                    done=change.done_task_ids,
+                    status=change.status,
+                    jobs=[
+                        {**j, "status": "incident"} if j["id"] == change.incident_job else j
+                        for j in read.jobs
+                        if j["id"] != change.consumed_job
+                    ],
+                    subscriptions=read.subscriptions,
+                    reset_incidents=change.reset_incidents,
+                    guard=change.guard,
+                )
+        except _Moved as moved:
+            moved.handlers_called = spent.handlers_called
+            raise
         # Only a committed change goes back to the cache; on any error the workflow object
         # (already changed in memory) is dropped and the next call reloads the stored state.
         self._cache.checkin(instance.id, instance.revision, workflow)
@@ -418,7 +455,7 @@ class Executor:
         if new:
             self._store.insert_instance(conn, {**header, **values})
         elif not self._store.update_instance(conn, header["id"], revision, values):
-            raise ConcurrencyError(
+            raise _Moved(
                 f"instance {header['id']} was changed by someone else; nothing was "
                 "changed by this call",
                 instance_id=header["id"],
@@ -572,6 +609,15 @@ class Executor:
 
 
 _ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
+
+# A change that finds the instance moved on is read and run again this many times in all.
+_ATTEMPTS = 3
+
+
+class _Moved(ConcurrencyError):
+    """The revision guard found the instance changed since it was read."""
+
+    handlers_called = 0
 
 
 def _job_values(

@@ -9,12 +9,14 @@ every instance (about two thirds of SpiffWorkflow's own JSON).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -23,6 +25,7 @@ from uuid import UUID
 import SpiffWorkflow.bpmn.specs.event_definitions.timer as _timer_module
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
@@ -42,11 +45,14 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
+from SpiffWorkflow.workflow import Workflow as SpiffBaseWorkflow
 
 from bankflow.definitions._parser import BankflowServiceTask, build_process
-from bankflow.errors import BpmnError, InvalidData
+from bankflow.errors import BpmnError, DefinitionError, Interrupted, InvalidData
 from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
@@ -55,6 +61,7 @@ __all__ = [
     "Failure",
     "HumanTask",
     "Runnable",
+    "SandboxEnvironment",
     "ScriptEngine",
     "StepError",
     "build_runnable",
@@ -72,6 +79,62 @@ for _iterator in (TaskIterator, BpmnTaskIterator):
     _defaults = list(_iterator.__init__.__defaults__ or ())
     _defaults[_defaults.index(1000)] = _MAX_TREE_DEPTH
     _iterator.__init__.__defaults__ = tuple(_defaults)
+
+
+# SpiffWorkflow predicts the rest of a branch recursively, one Python frame per element, so
+# a chain of ~480 elements hit the recursion limit, and a cycle of elements that all will
+# certainly run (no gateway in it) recursed until it did. The same walk, in the same order,
+# with an explicit stack; a branch stops when an element that will certainly run comes back
+# on the path, since everything after it would repeat what the path already predicted (the
+# tree still grows as the loop actually runs).
+def _predict(
+    self: TaskSpec,
+    my_task: Any,
+    seen: list[Any] | None = None,
+    looked_ahead: int = 0,
+    mask: int = TaskState.PREDICTED_MASK,
+) -> None:
+    stack: list[tuple[Any, list[Any], int, frozenset[Any], Iterator[Any] | None]] = [
+        (my_task, [] if seen is None else seen, looked_ahead, frozenset(), None)
+    ]
+    while stack:
+        task, path_seen, ahead, definite, children = stack.pop()
+        spec = task.task_spec
+        if children is None:
+            if task.has_state(mask):
+                spec._predict_hook(task)
+            if task.has_state(TaskState.PREDICTED_MASK):
+                path_seen.append(spec)
+                definite = frozenset()
+            else:
+                definite = definite | {spec}
+            children = iter(list(task.children))
+        look_ahead = task.has_state(TaskState.DEFINITE_MASK) or ahead + 1 < spec.lookahead
+        for child in children:
+            if child.has_state(mask) and child not in path_seen and look_ahead:
+                if child.has_state(TaskState.DEFINITE_MASK) and child.task_spec in definite:
+                    child.internal_data[_UNPREDICTED] = True  # predicted when it is reached
+                    continue
+                stack.append((task, path_seen, ahead, definite, children))
+                stack.append((child, path_seen[:], ahead + 1, definite, None))
+                break
+
+
+_UNPREDICTED = "bankflow_unpredicted"
+_spec_on_ready = TaskSpec._on_ready
+
+
+def _on_ready(self: TaskSpec, my_task: Any) -> None:
+    if my_task.internal_data.pop(_UNPREDICTED, False):
+        self._predict_hook(my_task)
+        for child in list(my_task.children):
+            if child.has_state(TaskState.PREDICTED_MASK | TaskState.FUTURE):
+                child.task_spec._predict(child, mask=TaskState.PREDICTED_MASK | TaskState.FUTURE)
+    _spec_on_ready(self, my_task)
+
+
+TaskSpec._predict = _predict
+TaskSpec._on_ready = _on_ready
 
 
 # SpiffWorkflow's timers read ``datetime.now(timezone.utc)``. Give that module a datetime
@@ -141,6 +204,78 @@ def clock(now: Callable[[], datetime]) -> Iterator[None]:
         _CLOCK.reset(token)
 
 
+# -- what one engine call may spend -------------------------------------------------------
+
+
+@dataclass
+class Budget:
+    """What one engine call may spend: ``max_steps`` elements run without reaching a wait
+    state, so a gateway cycle with no exit fails the instance instead of holding the
+    engine (and, before, the database's write lock) forever."""
+
+    max_steps: int
+    interrupted: Callable[[], bool] | None = None
+    steps: int = 0
+    handlers_called: int = 0
+    ran: Counter[str] = field(default_factory=Counter)
+
+
+_BUDGET: ContextVar[Budget | None] = ContextVar("bankflow_step_budget", default=None)
+
+
+@contextmanager
+def budget(max_steps: int, *, interrupted: Callable[[], bool] | None = None) -> Iterator[Budget]:
+    """Count the elements the engine runs inside the block against ``max_steps``."""
+    spent = Budget(max_steps=max_steps, interrupted=interrupted)
+    token = _BUDGET.set(spent)
+    try:
+        yield spent
+    finally:
+        _BUDGET.reset(token)
+
+
+_INTERRUPT: ContextVar[Callable[[], bool] | None] = ContextVar("bankflow_interrupt", default=None)
+
+
+@contextmanager
+def interruptible(check: Callable[[], bool]) -> Iterator[None]:
+    """Steps run inside the block stop (``Interrupted``) between two elements once
+    ``check()`` is true: how a worker told to stop ends a long step within its grace."""
+    token = _INTERRUPT.set(check)
+    try:
+        yield
+    finally:
+        _INTERRUPT.reset(token)
+
+
+def _spend(task: Any) -> None:
+    spent = _BUDGET.get()
+    check = _INTERRUPT.get()
+    if check is not None and check():
+        raise Interrupted("stopped before the step finished; nothing was written")
+    if spent is None:
+        return
+    spent.steps += 1
+    element = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+    spent.ran[element] += 1
+    if spent.steps > spent.max_steps:
+        hot, times = spent.ran.most_common(1)[0]
+        raise StepError(
+            Failure(
+                message=f"the process ran {spent.max_steps:,} elements without reaching a "
+                f"wait state (it ran {hot} {times:,} times): it loops with no exit; fix the "
+                "diagram and migrate or cancel the instance, or raise Limits.max_steps",
+                element_id=hot if hot in _bpmn_ids(task.workflow) else None,
+                task_id=str(task.id),
+                error_type="StepLimitExceeded",
+            )
+        )
+
+
+def _bpmn_ids(workflow: Any) -> set[str]:
+    return {getattr(t, "bpmn_id", None) or "" for t in workflow.spec.task_specs.values()}
+
+
 @dataclass(frozen=True)
 class HumanTask:
     """A user or manual task waiting for a person."""
@@ -185,13 +320,63 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
 
+# Which tasks of a workflow are READY or WAITING, kept up to date as their states change, so
+# the engine loop finds the next task to run without scanning every task the workflow ever
+# had: a loop of n steps cost O(n^2) (10,000 steps took two minutes), now O(n).
+_ACTIVE_STATES = TaskState.READY | TaskState.WAITING
+_sequence = itertools.count()
+_task_init = Task.__init__
+_task_set_state = Task._set_state
+_workflow_remove_task = SpiffBaseWorkflow._remove_task
+
+
+def _active_index(workflow: Any) -> dict[UUID, Any]:
+    index: dict[UUID, Any] | None = workflow.__dict__.get("_bankflow_active")
+    if index is None:
+        index = workflow.__dict__["_bankflow_active"] = {}
+    return index
+
+
+def _init_task(self: Task, workflow: Any, *args: Any, **kwargs: Any) -> None:
+    _task_init(self, workflow, *args, **kwargs)
+    self._bankflow_seq = next(_sequence)  # creation order, the order SpiffWorkflow runs in
+    if self._state & _ACTIVE_STATES:
+        _active_index(workflow)[self.id] = self
+
+
+def _set_task_state(self: Task, value: int) -> None:
+    _task_set_state(self, value)
+    if value & _ACTIVE_STATES:
+        _active_index(self.workflow)[self.id] = self
+    else:
+        _active_index(self.workflow).pop(self.id, None)
+
+
+def _remove_task(self: Any, task_id: UUID) -> None:
+    _active_index(self).pop(task_id, None)
+    _workflow_remove_task(self, task_id)
+
+
+Task.__init__ = _init_task
+Task._set_state = _set_task_state
+SpiffBaseWorkflow._remove_task = _remove_task
+
+
+def _in_state(workflow: Any, state: int) -> list[Any]:
+    """The workflow's tasks in ``state`` (READY or WAITING), in creation order."""
+    found = [t for t in _active_index(workflow).values() if t._state == state]
+    found.sort(key=lambda t: t._bankflow_seq)
+    return found
+
+
 class _Workflow(BpmnWorkflow):  # type: ignore[misc]
-    """SpiffWorkflow's engine loop, finding READY tasks by scanning the task table instead
-    of walking the tree from the root for every step: the same order (tasks are stored in
-    creation order) without the quadratic cost a long loop otherwise pays."""
+    """SpiffWorkflow's engine loop, finding READY and WAITING tasks from an index kept as
+    task states change instead of walking the tree from the root for every step: the same
+    order (tasks are created in tree order) without the quadratic cost a long loop or a
+    long chain otherwise pays."""
 
     def update_waiting_tasks(self) -> None:
-        for task in [t for t in self.tasks.values() if t.state == TaskState.WAITING]:
+        for task in _in_state(self, TaskState.WAITING):
             if task.state == TaskState.WAITING:
                 task.task_spec._update(task)
 
@@ -200,9 +385,10 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
     ) -> bool:
         def update_workflow(wf: Any) -> int:
             count = 0
-            ready = [t for t in wf.tasks.values() if t.state == TaskState.READY]
+            ready = _in_state(wf, TaskState.READY)
             for task in ready:
                 if not task.task_spec.manual and task.state == TaskState.READY:
+                    _spend(task)
                     task.run()
                     count += 1
             return count
@@ -298,10 +484,44 @@ def restore_data(data: Any) -> dict[str, Any]:
 # -- running -------------------------------------------------------------------------------
 
 
+class SandboxEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
+    """The script engine's environment *is* the sandbox.
+
+    SpiffWorkflow evaluates most expressions through ``script_engine.evaluate``/``execute``,
+    but some sites (an ad-hoc sub-process's completion condition, the conditions of its
+    conditional paths, a correlation property's ``messagePath``) call
+    ``script_engine.environment`` directly. SpiffWorkflow's default environment runs text
+    with plain ``eval``/``exec``; this one compiles every text with bankflow's allow-list,
+    so no path in SpiffWorkflow can reach ``eval`` whoever calls it
+    (``tests/unit/test_evaluation_sites.py`` reads SpiffWorkflow's source to hold that).
+    """
+
+    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
+        super().__init__({})
+        self.now = now
+
+    def evaluate(self, expression: str, context: Any, external_context: Any = None) -> Any:
+        compiled = compile_expression(expression, mode="eval")
+        return compiled.evaluate({**(external_context or {}), **context}, now=self.now)
+
+    def execute(self, script: str, context: Any, external_context: Any = None) -> bool:
+        extra = external_context or {}
+        compiled = compile_expression(script, mode="exec")
+        result = compiled.execute({**context, **extra}, now=self.now)
+        context.update({k: v for k, v in result.items() if k not in extra})
+        return True
+
+    def call_service(self, context: Any, **kwargs: Any) -> Any:
+        raise ExpressionError(
+            "service calls go to the host's registered handlers, never to the script engine"
+        )
+
+
 class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     """One per Engine. Conditions and scripts run in bankflow's sandboxed expression
-    language, never on SpiffWorkflow's ``eval``/``exec``; service tasks run the host's
-    handlers; time comes from the engine's clock."""
+    language (the environment is ``SandboxEnvironment``), never on SpiffWorkflow's
+    ``eval``/``exec``; service tasks run the host's handlers; time comes from the engine's
+    clock."""
 
     def __init__(
         self,
@@ -309,7 +529,7 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         *,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(environment=SandboxEnvironment(now))
         self.services = services or ServiceRegistry()
         self.now = now
 
@@ -334,6 +554,12 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         task.data.update({k: v for k, v in result.items() if k not in extra})
         return True
 
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        raise WorkflowTaskException(
+            "service calls go to the host's registered handlers, never to the script engine",
+            task=task,
+        )
+
     def run_service(self, task: Any, spec: Any) -> bool | None:
         """True when done, None while it waits for an external worker."""
         name = spec.operation_name
@@ -342,6 +568,9 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         handler = self.services.get(name)
         if handler is None:
             return None
+        spent = _BUDGET.get()
+        if spent is not None:
+            spent.handlers_called += 1
         try:
             result = handler(dict(task.data))
         except BpmnError as exc:
@@ -421,17 +650,46 @@ def _failure(exc: Exception) -> Failure:
 
 
 def _run_engine(workflow: BpmnWorkflow) -> None:
-    try:
+    with _stepping():
         workflow.do_engine_steps()
+
+
+@contextmanager
+def _stepping() -> Iterator[None]:
+    """Whatever goes wrong inside SpiffWorkflow fails the step (the instance is failed,
+    with an incident, and can be retried); nothing raw reaches the caller."""
+    try:
+        yield
+    except (StepError, Interrupted):
+        raise
     except (SpiffWorkflowException, WorkflowException) as exc:
         raise StepError(_failure(exc)) from exc
+    except ExpressionError as exc:
+        raise StepError(
+            Failure(
+                message=str(exc),
+                element_id=None,
+                task_id=None,
+                error_type=getattr(exc, "error_type", None) or "ExpressionError",
+                line=exc.line,
+            )
+        ) from exc
     except RecursionError as exc:
         raise StepError(
             Failure(
-                message="the process nests or loops too deeply for the engine to follow",
+                message="the process nests too deeply for the engine to follow",
                 element_id=None,
                 task_id=None,
                 error_type="RecursionError",
+            )
+        ) from exc
+    except Exception as exc:
+        raise StepError(
+            Failure(
+                message=f"the engine could not run this step: {type(exc).__name__}: {exc}",
+                element_id=None,
+                task_id=None,
+                error_type=type(exc).__name__,
             )
         ) from exc
 
@@ -439,7 +697,11 @@ def _run_engine(workflow: BpmnWorkflow) -> None:
 def start(runnable: Runnable, data: dict[str, Any], engine: ScriptEngine) -> BpmnWorkflow:
     """A new workflow with ``data`` on its start, run until it waits; raises ``StepError``
     with the workflow in ``exc.workflow`` when an automatic step fails."""
-    workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=engine)
+    try:
+        with _stepping():
+            workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=engine)
+    except StepError as exc:
+        raise DefinitionError(f"the process cannot be started: {exc.failure.message}") from exc
     workflow.task_tree.data.update(data)
     for task in workflow.get_tasks(state=TaskState.READY):
         task.data.update(data)
@@ -454,10 +716,8 @@ def start(runnable: Runnable, data: dict[str, Any], engine: ScriptEngine) -> Bpm
 def complete(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any]) -> None:
     task = workflow.get_task_from_id(UUID(task_id))
     task.data.update(data)
-    try:
+    with _stepping():
         task.run()
-    except (SpiffWorkflowException, WorkflowException) as exc:
-        raise StepError(_failure(exc)) from exc
     _run_engine(workflow)
 
 
@@ -630,7 +890,8 @@ def fire_timers(workflow: BpmnWorkflow, task_id: str) -> None:
     then carry on; other overdue timers wait for their own jobs."""
     token = _FIRING.set(UUID(task_id))
     try:
-        workflow.refresh_timers()
+        with _stepping():
+            workflow.refresh_timers()
     finally:
         _FIRING.reset(token)
     _run_engine(workflow)
@@ -660,10 +921,8 @@ def complete_service(workflow: BpmnWorkflow, task_id: str, result: dict[str, Any
     """A service call made outside the engine (worker or external system) came back."""
     task = _started_service(workflow, task_id)
     task.data.update(result)
-    try:
+    with _stepping():
         task.complete()
-    except (SpiffWorkflowException, WorkflowException) as exc:
-        raise StepError(_failure(exc)) from exc
     _run_engine(workflow)
 
 
@@ -677,10 +936,8 @@ def service_bpmn_error(
         # The boundary event that catches the error takes its data from the split before
         # the task, not from the task: the reported variables must be there to reach it.
         task.parent.data.update(data)
-    try:
+    with _stepping():
         _throw_bpmn_error(task, error, task.task_spec.operation_name)
-    except (SpiffWorkflowException, WorkflowException) as exc:
-        raise StepError(_failure(exc)) from exc
     _run_engine(workflow)
 
 
@@ -698,10 +955,8 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) 
     for task, _ in waiting:
         task.data.update(payload)
     event = BpmnEvent(waiting[0][1], payload=dict(payload))
-    try:
+    with _stepping():
         caught = int(workflow.event_manager.catch(event, internal=False))
-    except (SpiffWorkflowException, WorkflowException) as exc:
-        raise StepError(_failure(exc)) from exc
     _run_engine(workflow)
     return caught
 
@@ -739,5 +994,6 @@ def fire_start_timers(workflow: BpmnWorkflow, *, unless_started: bool = False) -
             # it; this instance is one repetition, so it takes that path once.
             task._sync_children(spec.outputs, TaskState.FUTURE)
         task._set_internal_data(event_fired=True)
-        spec._update(task)
+        with _stepping():
+            spec._update(task)
     _run_engine(workflow)
