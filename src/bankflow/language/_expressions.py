@@ -66,6 +66,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_NESTING",
     "MAX_NODES",
+    "MAX_NUMBER_DIGITS",
     "MAX_SOURCE_CHARS",
     "MAX_VALUE_DEPTH",
     "Compiled",
@@ -73,6 +74,7 @@ __all__ = [
     "Mode",
     "cache_clear",
     "cache_info",
+    "coefficient_digits",
     "compile_expression",
 ]
 
@@ -95,13 +97,18 @@ MAX_ITEMS: Final = 1_000_000
 """Longest str, list or tuple an operation may produce (characters or items)."""
 MAX_ALLOCATED: Final = 4_000_000
 """What one run may build and walk in total, in units of about 8 bytes: an item of a list,
-tuple or dict is 1, a string of n characters ``1 + n // 2``, an int ``1 + bits // 64``.
+tuple or dict is 1, a string of n characters ``1 + n // 2``, an int ``1 + bits // 64``, a
+Decimal 1 plus a unit per 19 digits of its coefficient beyond the first 76.
 Building a value charges its size; so do the operations whose C code walks a value
 (comparisons and ``in`` between non-constants, non-constant keys, ``min``/``max``/``sum``).
 The value an expression returns and the variables a script assigns are held to the same
 bound, so the host's own walk over them (validation, JSON) stays bounded too."""
-MAX_INT_DIGITS: Final = 4_300
-"""Largest int an operation may produce, in decimal digits (Python's own int-to-str limit)."""
+MAX_NUMBER_DIGITS: Final = 4_300
+"""Most decimal digits of an int an operation may produce (Python's own int-to-str limit),
+and of an int or Decimal an operation may take: the language's Decimal context rounds
+results to 34 digits, but libmpdec multiplies the operands in full first, and a
+million-digit amount from task data multiplied 300 times took 24 s."""
+MAX_INT_DIGITS: Final = MAX_NUMBER_DIGITS
 MAX_VALUE_DEPTH: Final = 32
 """Deepest nesting of lists/dicts a run may build (the same bound task data has)."""
 _MAX_INT_BITS: Final = 14_284  # floor(4300 * log2(10)): any int this size has <= 4300 digits
@@ -248,8 +255,59 @@ def _check_int(n: int) -> int:
     return n
 
 
-_FLAT: Final = frozenset({float, bool, type(None), Decimal, date, datetime, timedelta})
-_IMMUTABLE: Final = _FLAT | {int, str}
+# A Decimal's coefficient is held in 64-bit words of 19 digits, up to four of them inside
+# the object; ``__sizeof__`` (O(1)) counts the words of a longer one, so a Decimal's size
+# is known without reading its digits.
+_DECIMAL_SIZE: Final = Decimal(0).__sizeof__()
+_SIZED_DECIMALS: Final = Decimal("1" * 200).__sizeof__() > _DECIMAL_SIZE  # libmpdec
+_WORD_DIGITS: Final = 19
+# Above this size a number (Decimal or int) may have more than MAX_NUMBER_DIGITS digits.
+_BIG_NUMBER: Final = min(
+    Decimal("9" * MAX_NUMBER_DIGITS).__sizeof__(), (10**MAX_NUMBER_DIGITS - 1).__sizeof__()
+)
+
+
+def coefficient_digits(value: Decimal, cap: int) -> int:
+    """Digits of ``value``'s coefficient, exactly when there are at most about ``cap``;
+    for a far longer one, a count above ``cap`` found in O(1) (from its allocated words)
+    without reading a million digits."""
+    if _SIZED_DECIMALS:
+        words = (value.__sizeof__() - _DECIMAL_SIZE) >> 3
+        if (words - 1) * _WORD_DIGITS > 16 * cap + 100_000:
+            return (words - 1) * _WORD_DIGITS
+    return len(value.as_tuple().digits)
+
+
+def _decimal_units(value: Any) -> int:
+    """Units of a Decimal beyond its first: one per 19 digits of a coefficient longer
+    than 76 digits (a shorter one lives inside the object)."""
+    return (value.__sizeof__() - _DECIMAL_SIZE) >> 3 if _SIZED_DECIMALS else 0
+
+
+def _check_number(value: Any) -> None:
+    """Refuse an operand with more than MAX_NUMBER_DIGITS digits, before any work on it."""
+    if type(value) is Decimal or isinstance(value, Decimal):
+        if coefficient_digits(value, MAX_NUMBER_DIGITS) > MAX_NUMBER_DIGITS:
+            raise _Limit(
+                f"a Decimal with more than {MAX_NUMBER_DIGITS:,} digits cannot be computed "
+                "with (the language's Decimals have 34)"
+            )
+    elif isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+        raise _Limit(
+            f"an integer with more than {MAX_NUMBER_DIGITS:,} digits cannot be computed with"
+        )
+
+
+def _check_numbers(a: Any, b: Any) -> None:
+    _check_number(a)
+    _check_number(b)
+
+
+_FLAT: Final = frozenset({float, bool, type(None), date, datetime, timedelta})
+_IMMUTABLE: Final = _FLAT | {int, str, Decimal}
+
+
+_FLAT_OR_DECIMAL: Final = _FLAT | {Decimal}
 
 
 def _units(value: Any, cap: int) -> int:
@@ -266,10 +324,14 @@ def _units(value: Any, cap: int) -> int:
             total += len(v) // 2
         elif t is int:
             total += v.bit_length() // 64
+        elif t is Decimal:
+            total += _decimal_units(v)
         elif t is list or t is tuple:
             kinds = set(map(type, v))
             if kinds <= _FLAT:
                 total += len(v)
+            elif kinds <= _FLAT_OR_DECIMAL:
+                total += len(v) + sum(map(_decimal_units, (x for x in v if type(x) is Decimal)))
             elif kinds == {int}:
                 total += len(v) + sum(map(int.bit_length, v)) // 64
             elif kinds == {str}:
@@ -284,7 +346,7 @@ def _units(value: Any, cap: int) -> int:
     return total
 
 
-_ATOMIC: Final = _FLAT | {int}
+_ATOMIC: Final = _FLAT | {int, Decimal}
 _SHORT: Final = 4096
 
 
@@ -339,6 +401,8 @@ def _own(budget: _Budget, value: Any) -> Any:
         _charge(budget, 1 + len(value) // 2)
     elif t is int:
         _charge(budget, 1 + value.bit_length() // 64)
+    elif t is Decimal:
+        _charge(budget, 1 + _decimal_units(value))
     else:
         _charge(budget, 1)
     return value
@@ -374,6 +438,7 @@ def _float_mix(a: Any, b: Any) -> NoReturn:
 def _decimal(op: Callable[[Any, Any], Decimal], a: Any, b: Any) -> Decimal:
     if isinstance(a, float) or isinstance(b, float):
         _float_mix(a, b)
+    _check_numbers(a, b)
     return op(a, b)
 
 
@@ -391,6 +456,8 @@ def _add(budget: _Budget, a: Any, b: Any) -> Any:
     if ta is Decimal or tb is Decimal:
         if ta is float or tb is float:
             _float_mix(a, b)
+        if a.__sizeof__() > _BIG_NUMBER or b.__sizeof__() > _BIG_NUMBER:
+            _check_numbers(a, b)
         return _ADD(a, b)
     if ta is tb and (ta is str or ta is list or ta is tuple):
         n = len(a) + len(b)
@@ -409,6 +476,8 @@ def _sub(a: Any, b: Any) -> Any:
     if ta is Decimal or tb is Decimal:
         if ta is float or tb is float:
             _float_mix(a, b)
+        if a.__sizeof__() > _BIG_NUMBER or b.__sizeof__() > _BIG_NUMBER:
+            _check_numbers(a, b)
         return _SUBTRACT(a, b)
     if isinstance(a, Decimal) or isinstance(b, Decimal):
         return _decimal(_SUBTRACT, a, b)
@@ -420,6 +489,8 @@ def _mul(budget: _Budget, a: Any, b: Any) -> Any:
     if ta is Decimal or tb is Decimal:
         if ta is float or tb is float:
             _float_mix(a, b)
+        if a.__sizeof__() > _BIG_NUMBER or b.__sizeof__() > _BIG_NUMBER:
+            _check_numbers(a, b)
         return _MULTIPLY(a, b)
     if ta is float or tb is float:
         if isinstance(a, Decimal) or isinstance(b, Decimal):
@@ -451,6 +522,8 @@ def _truediv(a: Any, b: Any) -> Any:
     if ta is Decimal or tb is Decimal:
         if ta is float or tb is float:
             _float_mix(a, b)
+        if a.__sizeof__() > _BIG_NUMBER or b.__sizeof__() > _BIG_NUMBER:
+            _check_numbers(a, b)
         return _DIVIDE(a, b)
     if isinstance(a, Decimal) or isinstance(b, Decimal):
         return _decimal(_DIVIDE, a, b)
@@ -460,6 +533,8 @@ def _truediv(a: Any, b: Any) -> Any:
 def _floordiv(a: Any, b: Any) -> Any:
     if isinstance(a, Decimal) or isinstance(b, Decimal):
         return _decimal(DECIMAL_CONTEXT.divide_int, a, b)
+    if isinstance(a, int) and isinstance(b, int):
+        _check_numbers(a, b)  # long division is quadratic in the digits
     return a // b
 
 
@@ -469,6 +544,8 @@ def _mod(a: Any, b: Any) -> Any:
         raise TypeError("%-formatting of text is not part of the language; use + and str()")
     if isinstance(a, Decimal) or isinstance(b, Decimal):
         return _decimal(DECIMAL_CONTEXT.remainder, a, b)
+    if isinstance(a, int) and isinstance(b, int):
+        _check_numbers(a, b)
     return a % b
 
 
@@ -488,11 +565,17 @@ def _pow(a: Any, b: Any) -> Any:
 
 
 def _neg(a: Any) -> Any:
-    return DECIMAL_CONTEXT.minus(a) if isinstance(a, Decimal) else -a
+    if isinstance(a, Decimal):
+        _check_number(a)
+        return DECIMAL_CONTEXT.minus(a)
+    return -a
 
 
 def _pos(a: Any) -> Any:
-    return DECIMAL_CONTEXT.plus(a) if isinstance(a, Decimal) else +a
+    if isinstance(a, Decimal):
+        _check_number(a)
+        return DECIMAL_CONTEXT.plus(a)
+    return +a
 
 
 def _slice(budget: _Budget, obj: Any, lower: Any, upper: Any, step: Any) -> Any:
@@ -539,7 +622,10 @@ def _max(budget: _Budget, *args: Any, **default: Any) -> Any:
 
 
 def _abs(value: Any) -> Any:
-    return DECIMAL_CONTEXT.abs(value) if isinstance(value, Decimal) else abs(value)
+    if isinstance(value, Decimal):
+        _check_number(value)
+        return DECIMAL_CONTEXT.abs(value)
+    return abs(value)
 
 
 def _round(value: Any, ndigits: Any = None) -> Any:
@@ -550,6 +636,7 @@ def _round(value: Any, ndigits: Any = None) -> Any:
             # round(1, -10**9) would compute 10**(10**9) first.
             raise _Limit(f"round() to more than {_MAX_ROUND_DIGITS} digits")
     if isinstance(value, Decimal):
+        _check_number(value)
         if ndigits is None:
             return _int(DECIMAL_CONTEXT.to_integral_value(value))
         exponent = Decimal((0, (1,), -ndigits))
@@ -565,6 +652,7 @@ def _int(value: Any) -> int:
     if isinstance(value, Decimal):
         if value.is_finite() and value.adjusted() >= MAX_INT_DIGITS:
             raise _Limit(f"the integer would have more than {MAX_INT_DIGITS:,} digits")
+        _check_number(value)
         return int(value)
     if isinstance(value, int | float):
         return int(value)
@@ -572,9 +660,14 @@ def _int(value: Any) -> int:
 
 
 def _float(value: Any) -> float:
-    if isinstance(value, str | int | float | Decimal):
-        return float(value)
-    raise TypeError(f"float() of {type(value).__name__} is not supported")
+    if isinstance(value, Decimal):
+        _check_number(value)
+    elif not isinstance(value, str | int | float):
+        raise TypeError(f"float() of {type(value).__name__} is not supported")
+    result = float(value)
+    if result - result != 0:  # NaN or an infinity: no database stores it
+        raise ValueError(f"float({_short(repr(value), 40)}) is not a finite number")
+    return result
 
 
 def _str(budget: _Budget, value: Any) -> str:
@@ -583,12 +676,60 @@ def _str(budget: _Budget, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value.bit_length() > _MAX_INT_BITS:
             raise _Limit(f"an integer with more than {MAX_INT_DIGITS:,} digits cannot be text")
-    elif isinstance(value, _CONTAINERS) and _units(value, MAX_ITEMS) > MAX_ITEMS:
+    elif _text_bound(value, MAX_ITEMS) > MAX_ITEMS:
+        # Sized before it is built: str() of a list of 1,000 million-digit amounts would
+        # build a 1 GB text first.
         raise _Limit(f"the text would be longer than {MAX_ITEMS:,} characters")
     text = str(value)
     _check_length(len(text), "the text")
     _charge(budget, 1 + len(text) // 2)
     return text
+
+
+_TEXT_KINDS: Final = (str, int, Decimal, list, tuple, dict)
+
+
+def _text_bound(value: Any, cap: int) -> int:
+    """At least as many characters as ``str(value)`` has (a container shows its items'
+    reprs), counted from sizes without building any text and stopping once past ``cap``."""
+    total = 0
+    stack = [value]
+    while stack and total <= cap:
+        v = stack.pop()
+        t = type(v)
+        if t not in _TEXT_KINDS and t is not bool:
+            t = next((k for k in _TEXT_KINDS if isinstance(v, k)), t)  # subclasses
+        if t is str:
+            if v.isprintable():  # quotes, and a backslash before a quote or backslash
+                total += len(v) + 2 + v.count("\\") + v.count("'")
+            else:
+                total += 10 * len(v) + 2  # at worst \U0010ffff per character
+        elif t is int:
+            total += (v.bit_length() * 1233 >> 12) + 2
+        elif t is Decimal:
+            # Decimal('...'): sign, point, exponent and up to six zeros besides the digits.
+            total += (_decimal_units(v) or 4) * _WORD_DIGITS + 45
+        elif t is list or t is tuple:
+            total += 3 + 2 * len(v)
+            stack.extend(v)
+        elif t is dict:
+            total += 2 + 4 * len(v)
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif t is datetime:
+            total += 80 + (len(repr(v.tzinfo)) if v.tzinfo is not None else 0)
+        else:
+            total += _REPR_CHARS.get(t, 80)
+    return total
+
+
+_REPR_CHARS: Final[dict[type, int]] = {
+    float: len(repr(-2.2250738585072014e-308)),
+    bool: len("False"),
+    type(None): len("None"),
+    date: len("datetime.date(9999, 12, 31)"),
+    timedelta: len("datetime.timedelta(days=-999999999, seconds=86399, microseconds=999999)"),
+}
 
 
 def _new_decimal(value: Any) -> Decimal:
@@ -597,7 +738,9 @@ def _new_decimal(value: Any) -> Decimal:
     digits or an exponent beyond +-999 is an error, and so are NaN and infinities."""
     if isinstance(value, float):
         value = repr(value)
-    elif not isinstance(value, str | int | Decimal):
+    elif isinstance(value, int | Decimal):
+        _check_number(value)
+    elif not isinstance(value, str):
         raise TypeError(f"Decimal() of {type(value).__name__} is not supported")
     if isinstance(value, str) and len(value) > 200:
         raise _Limit("Decimal() of a text longer than 200 characters")
@@ -643,6 +786,7 @@ def _today(clock: Clock | None) -> date:
 
 def _amount(value: Any) -> float | int:
     if isinstance(value, Decimal):
+        _check_number(value)
         return float(value)
     if isinstance(value, int | float):
         return value
