@@ -220,13 +220,13 @@ def errors_for(diagnostics: tuple[Diagnostic, ...], file: Path) -> list[Diagnost
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The display names of the files handed to the XML parser, in order."""
     seen: list[str] = []
-    real = bundle_module.parse
+    real = bundle_module.read
 
-    def spy(source: SourceFile) -> Any:
+    def spy(source: SourceFile, **options: Any) -> Any:
         seen.append(source.display)
-        return real(source)
+        return real(source, **options)
 
-    monkeypatch.setattr(bundle_module, "parse", spy)
+    monkeypatch.setattr(bundle_module, "read", spy)
     return seen
 
 

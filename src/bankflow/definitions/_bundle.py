@@ -3,6 +3,11 @@
 Building a bundle touches no database: what it needs from earlier deployments (decisions
 that business rule tasks call, processes that call activities name) comes through a
 ``Deployed`` lookup, so the same code serves ``validate`` and ``deploy``.
+
+Files are read first, each within ``Limits.max_file_elements`` and all of them within
+``Limits.max_deployment_elements``: every later pass (lint, XSD, rewrites, SpiffWorkflow's
+build) costs per element, so a file or a deployment past its limit is refused before any
+of them runs.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from typing import Protocol
 
 from lxml import etree
 
-from bankflow.definitions._bpmn import q
+from bankflow._limits import DEFAULT_LIMITS, Limits
+from bankflow._text import shorten
+from bankflow.definitions._bpmn import BPMN, q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._lint import lint_bpmn
 from bankflow.definitions._metadata import extract_elements
 from bankflow.definitions._parser import SourceDoc, build, check_schema, service_name
 from bankflow.definitions._references import decision_refs
-from bankflow.definitions._source import SourceFile, collect, parse
+from bankflow.definitions._source import SourceFile, collect, parse, read
 from bankflow.models import Diagnostic, ElementInfo, Severity
 
 __all__ = ["Bundle", "Deployed", "prepare"]
@@ -84,24 +91,25 @@ def prepare(
     deployed: Deployed | None = None,
     progress: Callable[[str], None] | None = None,
     services: frozenset[str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Bundle:
     """Read, check and build every file; collect every problem instead of stopping at the
-    first, so an analyst fixes a file in one round."""
+    first, so an analyst fixes a file in one round (past the deployment's element limit
+    the files are not checked further: that is the one problem reported)."""
     lookup = deployed or NothingDeployed()
     bundle = Bundle()
     files, problems = collect(list(paths))
     bundle.files = files
     bundle.diagnostics += problems
+    roots = _read_within_limits(files, limits, bundle, progress)
+    if roots is None:
+        return bundle
     bpmn_docs: list[tuple[SourceFile, SourceDoc]] = []
     dmn_docs: list[tuple[SourceFile, SourceDoc]] = []
     process_elements: dict[str, tuple[ElementInfo, ...]] = {}
-    for source in files:
-        if progress is not None:
-            progress(source.display)
-        root = parse(source)
-        if isinstance(root, Diagnostic):
-            bundle.diagnostics.append(root)
-            continue
+    for source, root in roots:
+        duplicates = _duplicate_element_ids(root, source.display)
+        bundle.diagnostics += duplicates
         doc = SourceDoc(name=source.display, root=root)
         if source.kind == "dmn":
             dmn_docs.append((source, doc))
@@ -113,7 +121,9 @@ def prepare(
             pid = process.get("id")
             if pid and process.get("isExecutable", "true").strip() == "true":
                 process_elements[pid] = tuple(extract_elements(root, process_id=pid))
-        bundle.diagnostics += check_schema(root, file=source.display)
+        bundle.diagnostics += _without_reported_ids(
+            check_schema(root, file=source.display), duplicates
+        )
         bundle.diagnostics += rewrite(root, file=source.display)
         bpmn_docs.append((source, doc))
     _check_duplicate_ids(bpmn_docs, dmn_docs, bundle)
@@ -145,12 +155,139 @@ def prepare(
                     file=source.display,
                     line=doc.root.sourceline,
                     rule="no-executable-process",
-                    message="no process is marked isExecutable: the file is stored, "
-                    "nothing can be started from it",
+                    message="no process is marked isExecutable: nothing in this file is "
+                    "deployed or can be started",
                     severity=Severity.WARNING,
                 )
             )
     return bundle
+
+
+def _read_within_limits(
+    files: list[SourceFile],
+    limits: Limits,
+    bundle: Bundle,
+    progress: Callable[[str], None] | None,
+) -> list[tuple[SourceFile, etree._Element]] | None:
+    """Parse each file, building at most ``max_file_elements`` elements of it and at most
+    ``max_deployment_elements`` in all; ``None`` when the deployment is past its limit
+    (then nothing else is worth checking)."""
+    roots: list[tuple[SourceFile, etree._Element]] = []
+    total = 0
+    for number, source in enumerate(files):
+        if progress is not None:
+            progress(source.display)
+        left = limits.max_deployment_elements - total
+        reading = read(source, budget=min(limits.max_file_elements, left))
+        total += reading.elements
+        if reading.over_budget_at is None:
+            if isinstance(reading.result, Diagnostic):
+                bundle.diagnostics.append(reading.result)
+            else:
+                roots.append((source, reading.result))
+            continue
+        if left >= limits.max_file_elements:
+            bundle.diagnostics.append(
+                _too_large(
+                    source,
+                    reading.over_budget_at,
+                    f"the file has more than {limits.max_file_elements:,} XML elements "
+                    "(diagram shapes and edges included)",
+                    "split it into several files (a call activity runs another process), "
+                    "or raise the limit: Engine(limits=Limits(max_file_elements=...))",
+                )
+            )
+            continue
+        unread = len(files) - number - 1
+        bundle.diagnostics.append(
+            _too_large(
+                source,
+                reading.over_budget_at,
+                f"the files of this deployment hold more than "
+                f"{limits.max_deployment_elements:,} XML elements in all"
+                + (f" ({unread} file(s) after this one were not read)" if unread else ""),
+                "deploy them in several deployments, or raise the limit: "
+                "Engine(limits=Limits(max_deployment_elements=...))",
+                rule="deployment-too-large",
+            )
+        )
+        return None
+    return roots
+
+
+def _too_large(
+    source: SourceFile, line: int, what: str, remedy: str, *, rule: str = "file-too-large"
+) -> Diagnostic:
+    return Diagnostic(
+        file=source.display,
+        line=line,
+        rule=rule,
+        message=f"{what}; the limit is reached at this line and nothing more is checked: {remedy}",
+    )
+
+
+def _duplicate_element_ids(root: etree._Element, file: str) -> list[Diagnostic]:
+    """Two elements of the BPMN (or DMN) model with one id: SpiffWorkflow indexes elements
+    by id, so it would use one of them wherever the other is meant. Exact copies (the same
+    element written twice, as some modellers do with data objects) can be mixed up
+    harmlessly and only warn. Diagram (DI) and vendor elements are not looked at."""
+    model = etree.QName(root).namespace or BPMN
+    first: dict[str, etree._Element] = {}
+    found: list[Diagnostic] = []
+    for element in root.iter(f"{{{model}}}*"):
+        element_id = element.get("id")
+        if not element_id:
+            continue
+        earlier = first.setdefault(element_id, element)
+        if earlier is element:
+            continue
+        kind = etree.QName(element).localname
+        quoted = shorten(element_id, 100)
+        if _same_element(earlier, element):
+            severity = Severity.WARNING
+            message = (
+                f"this {kind} is an exact copy of the one at line {earlier.sourceline} "
+                f'(id "{quoted}"); bankflow uses one of them: delete the copy'
+            )
+        else:
+            severity = Severity.ERROR
+            message = (
+                f'the id "{quoted}" is already used by the {etree.QName(earlier).localname} '
+                f"at line {earlier.sourceline}; SpiffWorkflow would use one element where "
+                "the other is meant: give each element an id of its own"
+            )
+        found.append(
+            Diagnostic(
+                file=file,
+                line=element.sourceline,
+                element_id=element_id,
+                rule="duplicate-id",
+                message=message,
+                severity=severity,
+            )
+        )
+    return found
+
+
+def _same_element(first: etree._Element, second: etree._Element) -> bool:
+    return bool(etree.tostring(first, with_tail=False) == etree.tostring(second, with_tail=False))
+
+
+def _without_reported_ids(
+    schema: list[Diagnostic], duplicates: list[Diagnostic]
+) -> list[Diagnostic]:
+    """The XSD reports a repeated id as an invalid ``xs:ID`` at the repeat's line;
+    ``duplicate-id`` already said so in words."""
+    reported: dict[int | None, list[str]] = {}
+    for d in duplicates:
+        reported.setdefault(d.line, []).append(
+            f"'{d.element_id}' is not a valid value of the atomic type 'xs:ID'"
+        )
+    return [
+        d
+        for d in schema
+        if not (d.rule == "xsd" and any(m in d.message for m in reported.get(d.line, ())))
+    ]
 
 
 def _check_duplicate_ids(

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from bankflow._clock import Clock
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow._timing import start_timer
 from bankflow.definitions._bundle import Bundle, prepare
 from bankflow.definitions._source import SourceFile
@@ -48,12 +49,23 @@ class _StoreLookup:
 
 
 class Definitions:
-    """Deployments are versioned by content: identical files deploy as a no-op."""
+    """Deployments are versioned by content: identical files deploy as a no-op.
 
-    def __init__(self, db: Database, clock: Clock, *, services: ServiceRegistry) -> None:
+    ``limits`` bounds the XML elements of one file and of one deployment (see
+    ``bankflow.Limits``); a file past them is refused before it is checked further."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        services: ServiceRegistry,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._services = services
+        self._limits = limits
         self._store = DefinitionStore()
 
     def validate(
@@ -66,6 +78,7 @@ class Definitions:
                 deployed=_StoreLookup(self._store, session),
                 progress=progress,
                 services=self._services.names(),
+                limits=self._limits,
             )
         return _report(bundle)
 
@@ -87,6 +100,7 @@ class Definitions:
                 deployed=_StoreLookup(self._store, session),
                 progress=progress,
                 services=self._services.names(),
+                limits=self._limits,
             )
             if not bundle.ok:
                 report = _report(bundle)
