@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import SpiffWorkflow.bpmn.parser as _bpmn_parser
 from lxml import etree
@@ -29,15 +29,17 @@ from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._source import SourceFile, parse
 from bankflow.language._dmn import Decision, DmnError, parse_dmn
-from bankflow.language._expressions import ExpressionError
+from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.models import Diagnostic, Severity
 
 __all__ = [
     "BuildOutcome",
+    "ExpressionSite",
     "SourceDoc",
     "build",
     "build_process",
     "check_schema",
+    "expression_sites",
     "service_name",
 ]
 
@@ -400,9 +402,18 @@ def _build(
             continue  # an embedded sub-process, built as part of its process
         file = process_parser.filename or ""
         try:
-            parser.get_spec(process_id)  # SpiffWorkflow parses lazily: this is the check
+            spec = parser.get_spec(process_id)  # SpiffWorkflow parses lazily: this is the check
+            called = parser.get_subprocess_specs(process_id, require_call_activity_specs=False)
         except Exception as exc:
             outcome.diagnostics.append(_diagnostic(exc, docs, file))
+            continue
+        refused = [
+            _expression_diagnostic(site, error, docs, file)
+            for site in expression_sites(spec, {k: v for k, v in called.items() if v})
+            if (error := _compile_error(site)) is not None
+        ]
+        if refused:
+            outcome.diagnostics += refused
             continue
         outcome.processes[process_id] = file
         outcome.process_names[process_id] = process_parser.node.get("name")
@@ -411,6 +422,111 @@ def _build(
             if called:
                 outcome.calls.append((file, call.get("id", ""), called))
     return outcome
+
+
+# -- expressions SpiffWorkflow will evaluate ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpressionSite:
+    """One text SpiffWorkflow hands to the script engine when the element runs."""
+
+    element_id: str
+    element: str  # how an analyst knows it: its name, or its id
+    what: str  # e.g. "the cardinality of the multi-instance activity"
+    text: str
+    mode: Literal["eval", "exec"]
+
+
+# (attribute of a task spec, mode, what it is). Gateway conditions and script tasks are
+# checked by the linter on the XML (rule expression-parse) before the build.
+_SPEC_EXPRESSIONS: tuple[tuple[str, Literal["eval", "exec"], str], ...] = (
+    ("prescript", "exec", "pre-script"),
+    ("postscript", "exec", "post-script"),
+    ("cardinality", "eval", "loop cardinality"),
+    ("condition", "eval", "loop or completion condition"),
+)
+
+
+def expression_sites(spec: Any, subprocess_specs: dict[str, Any]) -> list[ExpressionSite]:
+    """Every expression of a built process (and the sub-processes and called processes it
+    carries) that SpiffWorkflow evaluates at run time, apart from gateway conditions and
+    scripts: multi-instance cardinality and completion condition, loop conditions,
+    pre/post-scripts, ad-hoc completion conditions, timer values, conditional events,
+    message and event payload expressions, correlation retrieval expressions
+    (``messagePath``) and service task parameters. ``tests/unit/test_spiff_evaluation_sites.py``
+    ties each to the place in SpiffWorkflow's source that evaluates it."""
+    found: list[ExpressionSite] = []
+    for process in (spec, *subprocess_specs.values()):
+        condition = getattr(process, "completion_condition", None)
+        if isinstance(condition, str) and condition.strip():
+            found.append(
+                ExpressionSite(
+                    process.name,
+                    process.name,
+                    "completion condition of the ad-hoc sub-process",
+                    condition,
+                    "eval",
+                )
+            )
+        for task_spec in process.task_specs.values():
+            found += _task_expressions(task_spec)
+    return found
+
+
+def _task_expressions(task_spec: Any) -> list[ExpressionSite]:
+    element_id = getattr(task_spec, "bpmn_id", None)
+    if not element_id:
+        return []
+    element = getattr(task_spec, "bpmn_name", None) or element_id
+    found = []
+
+    def add(what: str, text: Any, mode: Literal["eval", "exec"] = "eval") -> None:
+        if isinstance(text, str) and text.strip():
+            found.append(ExpressionSite(element_id, element, what, text, mode))
+
+    for attribute, mode, what in _SPEC_EXPRESSIONS:
+        add(f"the {what}", getattr(task_spec, attribute, None), mode)
+    for name, parameter in (getattr(task_spec, "operation_params", None) or {}).items():
+        if isinstance(parameter, dict):
+            add(f"the service parameter {name!r}", parameter.get("value"))
+    definition = getattr(task_spec, "event_definition", None)
+    definitions = [definition, *getattr(definition, "event_definitions", ())]
+    for event in definitions:
+        if event is None:
+            continue
+        kind = type(event).__name__.replace("EventDefinition", "").lower() or "event"
+        add(f"the {kind} expression", getattr(event, "expression", None))
+        for prop in getattr(event, "correlation_properties", None) or ():
+            add(
+                f"the correlation property {prop.name!r} (messagePath)",
+                getattr(prop, "retrieval_expression", None),
+            )
+    return found
+
+
+def _compile_error(site: ExpressionSite) -> ExpressionError | None:
+    try:
+        compile_expression(site.text, mode=site.mode)
+    except ExpressionError as exc:
+        return exc
+    return None
+
+
+def _expression_diagnostic(
+    site: ExpressionSite, error: ExpressionError, docs: dict[str, SourceDoc], file: str
+) -> Diagnostic:
+    doc = docs.get(file)
+    flat = " ".join(site.text.split())
+    quoted = flat if len(flat) <= 80 else flat[:77] + "..."
+    return Diagnostic(
+        file=file,
+        line=doc.lines.get(site.element_id) if doc is not None else None,
+        element_id=site.element_id,
+        rule="expression-parse",
+        message=f"{site.what} of {site.element} (`{quoted}`) is refused by bankflow's "
+        f"expression language: {error.message}",
+    )
 
 
 def build_process(

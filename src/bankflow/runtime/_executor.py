@@ -231,7 +231,12 @@ class Executor:
         definition = self._catalog.get(row["definition_id"])
         workflow = self._cache.checkout(instance_id, row["revision"])
         if workflow is None:
-            workflow = _spiff.load_state(row["state"], definition.runnable, self.script_engine)
+            workflow = _spiff.load_state(
+                row["state"],
+                definition.runnable,
+                self.script_engine,
+                state_format=row["state_format"],
+            )
         try:
             return _spiff.task_data_of(workflow, task_id)
         finally:
@@ -312,7 +317,12 @@ class Executor:
         change = action(read)  # validates; raises before anything changed
         workflow = self._cache.checkout(row["id"], row["revision"])
         if workflow is None:
-            workflow = _spiff.load_state(row["state"], read.definition.runnable, self.script_engine)
+            workflow = _spiff.load_state(
+                row["state"],
+                read.definition.runnable,
+                self.script_engine,
+                state_format=row["state_format"],
+            )
         now = self._clock.now()
         at = change.at if change.at is not None and change.at > now else now
         failure = change.failure

@@ -52,7 +52,7 @@ from SpiffWorkflow.util.task import TaskIterator, TaskState
 from SpiffWorkflow.workflow import Workflow as SpiffBaseWorkflow
 
 from bankflow.definitions._parser import BankflowServiceTask, build_process
-from bankflow.errors import BpmnError, DefinitionError, Interrupted, InvalidData
+from bankflow.errors import BpmnError, DatabaseError, DefinitionError, Interrupted, InvalidData
 from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
@@ -457,7 +457,17 @@ def dump_state(workflow: BpmnWorkflow) -> bytes:
     return zlib.compress(text.encode(), 1)
 
 
-def load_state(state: bytes, runnable: Runnable, engine: ScriptEngine) -> BpmnWorkflow:
+def load_state(
+    state: bytes, runnable: Runnable, engine: ScriptEngine, *, state_format: str = STATE_FORMAT
+) -> BpmnWorkflow:
+    """The workflow a stored state holds. Only the format bankflow writes is read:
+    SpiffWorkflow's own serializer migrations (one of which runs ``eval`` on stored text)
+    are never run."""
+    if state_format != STATE_FORMAT:
+        raise DatabaseError(
+            f"stored instance state is in format {state_format!r}; this bankflow reads "
+            f"{STATE_FORMAT!r} only"
+        )
     dct = json.loads(zlib.decompress(state))
     dct["spec"] = runnable.spec
     dct["subprocess_specs"] = runnable.subprocess_specs
@@ -493,7 +503,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[mis
     ``script_engine.environment`` directly. SpiffWorkflow's default environment runs text
     with plain ``eval``/``exec``; this one compiles every text with bankflow's allow-list,
     so no path in SpiffWorkflow can reach ``eval`` whoever calls it
-    (``tests/unit/test_evaluation_sites.py`` reads SpiffWorkflow's source to hold that).
+    (``tests/unit/test_spiff_evaluation_sites.py`` reads SpiffWorkflow's source to hold that).
     """
 
     def __init__(self, now: Callable[[], datetime] | None = None) -> None:

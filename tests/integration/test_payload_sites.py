@@ -1,0 +1,121 @@
+"""A payload at every place a BPMN file can hold an expression, on both databases.
+
+Each site is refused at validate and deploy (error, file, line, element id), and a
+definition stored before those checks existed (its stored source rewritten behind
+bankflow's back) cannot run the payload either: the script engine's environment is the
+sandbox, so the step fails with the refusal recorded and the sentinel file never appears.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bankflow import DefinitionError, Engine, InstanceStatus, Severity
+from sites import SITES, Site
+
+SENTINEL = Path(f"/tmp/bankflow-site-escaped-{os.getpid()}")
+PAYLOAD = f"__import__('os').system('touch {SENTINEL}')"
+
+
+@pytest.fixture(autouse=True)
+def _no_sentinel() -> None:
+    SENTINEL.unlink(missing_ok=True)
+    yield
+    assert not SENTINEL.exists(), "a payload ran on the engine host"
+
+
+def _write(folder: Path, site: Site, expression: str, label: str) -> Path:
+    path = folder / f"{site.key}-{label}.bpmn"
+    path.write_text(site.bpmn(expression), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("site", SITES, ids=[s.name for s in SITES])
+def test_validate_and_deploy_refuse_a_payload_at_every_site(
+    engine: Engine, tmp_path: Path, site: Site
+) -> None:
+    harmless = engine.definitions.validate(_write(tmp_path, site, site.harmless, "ok"))
+    assert not [d for d in harmless.diagnostics if d.severity == Severity.ERROR]
+
+    path = _write(tmp_path, site, PAYLOAD, "payload")
+    report = engine.definitions.validate(path)
+    [error] = [d for d in report.diagnostics if d.severity == Severity.ERROR]
+    assert error.rule == "expression-parse"
+    assert error.element_id in ("site", "f_cond")
+    assert error.file.endswith(path.name)
+    assert error.line is not None
+    with pytest.raises(DefinitionError):
+        engine.definitions.deploy(path)
+    assert engine.definitions.list() == []
+
+
+@pytest.mark.parametrize("site", SITES, ids=[s.name for s in SITES])
+def test_a_payload_stored_before_the_checks_never_runs(
+    db_url: str, tmp_path: Path, site: Site
+) -> None:
+    with Engine(db_url, migrate=True) as engine:
+        engine.definitions.deploy(_write(tmp_path, site, site.harmless, "ok"))
+    # An older bankflow (or a hand) put the payload into the stored source.
+    with sa.create_engine(db_url).begin() as conn:
+        changed = conn.execute(
+            sa.text("UPDATE bf_resource SET content = :c"), {"c": site.bpmn(PAYLOAD).encode()}
+        )
+        assert changed.rowcount == 1
+    with Engine(db_url) as engine:
+        instance = engine.instances.start(site.key, business_key="B-1", data={"amount": 5})
+        if site.reached_by == "task":
+            [task] = instance.tasks
+            instance = engine.tasks.complete(task.id, user="anna", groups=["clerks"], data={})
+        elif site.reached_by == "message":
+            assert instance.status == InstanceStatus.RUNNING
+            [instance] = engine.messages.correlate("docs", business_key="B-1", data={})
+        if site.reached_by == "never":
+            assert instance.status == InstanceStatus.RUNNING
+            return
+        assert instance.status == InstanceStatus.FAILED, instance
+        assert instance.failure is not None
+        assert "not allowed" in instance.failure.message or "refused" in instance.failure.message
+
+
+_AUDITING: list[tuple[str, str]] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _AUDITING is None or event not in ("compile", "exec"):
+        return
+    caller = sys._getframe(1).f_code.co_filename
+    if f"{os.sep}SpiffWorkflow{os.sep}" in caller:
+        _AUDITING.append((event, caller))
+
+
+sys.addaudithook(_audit)
+
+
+def test_spiffworkflow_compiles_and_runs_no_text_of_its_own(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Every site's harmless process, run end to end under an audit hook: any ``compile``
+    or ``exec`` made from SpiffWorkflow's own code (its ``eval``/``exec``) is recorded."""
+    global _AUDITING
+    with Engine(sqlite_url, migrate=True) as engine:
+        for site in SITES:
+            engine.definitions.deploy(_write(tmp_path, site, site.harmless, "ok"))
+        _AUDITING = []
+        try:
+            for site in SITES:
+                instance = engine.instances.start(site.key, business_key="B", data={"amount": 5})
+                if site.reached_by == "task":
+                    [task] = instance.tasks
+                    engine.tasks.complete(task.id, user="anna", groups=["clerks"], data={})
+                elif site.reached_by == "message":
+                    engine.messages.correlate("docs", business_key="B", data={"customer_id": 7})
+                engine.jobs.run_due()
+            seen, _AUDITING = _AUDITING, None
+        finally:
+            _AUDITING = None
+    assert seen == []
