@@ -281,8 +281,13 @@ def deploy(
     out.print(table)
     if result.created:
         out.print(f"deployment {result.id}")
+    elif result.processes or result.decisions:
+        out.print(
+            "nothing changed: every process and decision in these files was already "
+            "deployed with identical content"
+        )
     else:
-        out.print("nothing changed: every file was already deployed with identical content")
+        out.print("nothing deployed: these files hold no executable process and no decision table")
 
 
 @app.command()

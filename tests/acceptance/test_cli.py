@@ -155,7 +155,8 @@ def test_deploy_twice_then_changed_content(tmp_path: Path, db: str, good: Path) 
     again = run("deploy", good, db=db, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert lines(again.stdout)[-1] == (
-        "nothing changed: every file was already deployed with identical content"
+        "nothing changed: every process and decision in these files was already deployed "
+        "with identical content"
     )
     listed = as_json(run("definitions", "--json", db=db, cwd=tmp_path))
     assert [(d["key"], d["version"], d["name"]) for d in listed] == [
