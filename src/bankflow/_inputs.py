@@ -31,11 +31,14 @@ __all__ = [
     "business_key",
     "is_id",
     "is_name",
+    "key_matches_nothing",
     "name",
     "page",
+    "refused",
     "require_id",
     "shown",
     "storable_text",
+    "whole",
 ]
 
 MAX_NAME_CHARS: Final = 255
@@ -128,15 +131,19 @@ def key_matches_nothing(value: str | None, limits: Limits) -> bool:
 # -- paging ---------------------------------------------------------------------------------
 
 
-def _whole(value: object, field: str, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise refused(field, f"must be a whole number from 0 to {maximum:,}, not {shown(value)}")
+def whole(value: object, field: str, maximum: int, *, lowest: int = 0) -> int:
+    """``value`` if it is a whole number from ``lowest`` to ``maximum``, else
+    ``InvalidData`` naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= maximum:
+        raise refused(
+            field, f"must be a whole number from {lowest} to {maximum:,}, not {shown(value)}"
+        )
     return value
 
 
 def page(limit: int, offset: int = 0) -> tuple[int, int]:
     """``(limit, offset)`` of a listing, or ``InvalidData`` naming the bad one."""
-    return _whole(limit, "limit", MAX_PAGE_SIZE), _whole(offset, "offset", MAX_OFFSET)
+    return whole(limit, "limit", MAX_PAGE_SIZE), whole(offset, "offset", MAX_OFFSET)
 
 
 # -- text the engine writes itself -----------------------------------------------------------

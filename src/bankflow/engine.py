@@ -73,11 +73,13 @@ class Engine:
             services=self.services,
             limits=self.limits,
         )
-        self.instances = Instances(self._db, self.clock, executor)
-        self.tasks = Tasks(self._db, self.clock, executor)
+        self.instances = Instances(self._db, self.clock, executor, limits=self.limits)
+        self.tasks = Tasks(self._db, self.clock, executor, limits=self.limits)
         self.history = History(self._db)
-        self.messages = Messages(self._db, executor)
-        self.jobs = Jobs(self._db, self.clock, executor, self.messages, self.services)
+        self.messages = Messages(self._db, executor, limits=self.limits)
+        self.jobs = Jobs(
+            self._db, self.clock, executor, self.messages, self.services, limits=self.limits
+        )
         self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
         self.incidents = Incidents(self._db, self.instances, self.jobs)
 

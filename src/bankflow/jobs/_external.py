@@ -110,7 +110,9 @@ class ExternalTasks:
         self, task_id: str, *, worker_id: str, variables: dict[str, Any] | None = None
     ) -> Instance:
         job = self._held(task_id, worker_id)
-        return self._jobs.apply_result(job, owner=worker_id, values=check_data(variables))
+        return self._jobs.apply_result(
+            job, owner=worker_id, values=check_data(variables, limits=self._jobs.limits)
+        )
 
     def bpmn_error(
         self,
@@ -126,7 +128,7 @@ class ExternalTasks:
             job,
             owner=worker_id,
             error=BpmnError(error_code, error_message),
-            data=check_data(variables),
+            data=check_data(variables, limits=self._jobs.limits),
         )
 
     def fail(

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from bankflow import _inputs
 from bankflow.errors import NotFound
 from bankflow.jobs._service import Jobs
 from bankflow.models import Incident, InstanceStatus
@@ -32,7 +33,10 @@ class Incidents:
         self._store = JobStore()
 
     def list(self, *, process_key: str | None = None, limit: int = 100) -> builtins.list[Incident]:
-        """Oldest first."""
+        """Oldest first; ``limit`` at most 10,000."""
+        limit, _ = _inputs.page(limit)
+        if process_key is not None and not _inputs.is_name(process_key):
+            return []
         with self._db.connect() as conn:
             failed = self._runtime.list_instances(
                 conn,
@@ -57,6 +61,7 @@ class Incidents:
 
     def get(self, incident_id: str) -> Incident:
         """By id: a failed instance's id, or an incident job's id."""
+        _inputs.require_id(incident_id, "incident")
         with self._db.connect() as conn:
             row = self._runtime.instance_header(conn, incident_id)
             if row is not None and row["status"] == InstanceStatus.FAILED.value:
@@ -72,6 +77,7 @@ class Incidents:
     ) -> Incident:
         """Resolve: a failed instance runs its step again (with ``data`` merged in; a job
         out of retries gets a fresh set), a stuck message is sent again."""
+        _inputs.require_id(incident_id, "incident")
         try:
             incident = self.get(incident_id)
         except NotFound:

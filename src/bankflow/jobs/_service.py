@@ -23,7 +23,9 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
+from bankflow import _inputs
 from bankflow._clock import Clock
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow._timing import backoff, next_start, retries
 from bankflow.errors import (
     BankflowError,
@@ -68,12 +70,15 @@ class Jobs:
         executor: Executor,
         messages: Messages,
         services: ServiceRegistry,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self._db = db
         self._clock = clock
         self._executor = executor
         self._messages = messages
         self._services = services
+        self.limits = limits
         self._store = JobStore()
         self._runtime = RuntimeStore()
 
@@ -90,7 +95,17 @@ class Jobs:
         offset: int = 0,
     ) -> builtins.list[Job]:
         """Jobs in due order (``status``: ready, held while the instance has failed, or
-        incident)."""
+        incident); ``limit`` at most 10,000. A filter value no job can have matches
+        nothing."""
+        limit, offset = _inputs.page(limit, offset)
+        if due_before is not None and not isinstance(due_before, datetime):
+            raise _inputs.refused(
+                "due_before", f"must be a datetime, not {type(due_before).__name__}"
+            )
+        if any(v is not None and not _inputs.is_name(v) for v in (kind, status)) or (
+            instance_id is not None and not _inputs.is_id(instance_id)
+        ):
+            return []
         with self._db.connect() as conn:
             rows = self._store.list_jobs(
                 conn,
@@ -104,6 +119,7 @@ class Jobs:
         return [job_model(r) for r in rows]
 
     def get(self, job_id: str) -> Job:
+        _inputs.require_id(job_id, "job")
         with self._db.connect() as conn:
             row = self._store.job(conn, job_id)
         if row is None:
@@ -124,7 +140,10 @@ class Jobs:
         stop: Callable[[], bool] | None = None,
     ) -> JobRun:
         """Run every job due at ``now`` (default: the engine clock), including jobs that
-        running others makes due, up to ``limit``; returns what each one did."""
+        running others makes due, up to ``limit``; returns what each one did. ``batch``
+        (jobs claimed at a time) is 1 to 10,000."""
+        _inputs.whole(limit, "limit", _inputs.MAX_OFFSET)
+        _inputs.whole(batch, "batch", _inputs.MAX_PAGE_SIZE, lowest=1)
         owner = worker_id or default_worker_id()
         outcomes: builtins.list[JobOutcome] = []
         # A job that lost a race runs again in this pass, a few times at most; the same
@@ -300,7 +319,7 @@ class Jobs:
             return _outcome(job, "conflict", "the instance no longer waits for this call")
         try:
             result = handler(data)
-            values = _result(name, result)
+            values = _result(name, result, self.limits)
         except BpmnError as exc:
             self.apply_bpmn_error(job, owner=owner, error=exc, data={})
             return _outcome(job, "bpmn_error", exc.code)
@@ -377,7 +396,9 @@ class Jobs:
     ) -> str:
         """A failed attempt: try again at ``retry_at``, or, with no retries left, raise an
         incident (the instance fails, naming the step and the error). Returns ``retry`` or
-        ``incident``."""
+        ``incident``. ``message`` (from a handler or a remote worker) is stored cut to
+        10,000 characters, with NUL and lone surrogates replaced."""
+        message = _inputs.storable_text(message)
         attempts = job["attempts"] + 1
         now = self._clock.now()
         if retries_left > 0:
@@ -475,6 +496,7 @@ class Jobs:
 
     def reset(self, job_id: str) -> Job:
         """Give an incident job (a message nobody caught) a fresh set of attempts."""
+        _inputs.require_id(job_id, "job")
         now = self._clock.now()
         with self._db.connect(write=True) as conn:
             row = self._store.job(conn, job_id)
@@ -502,12 +524,12 @@ class Jobs:
         return job_model(row)
 
 
-def _result(name: str, result: Any) -> dict[str, Any]:
+def _result(name: str, result: Any, limits: Limits) -> dict[str, Any]:
     if result is None:
         return {}
     if not isinstance(result, Mapping):
         raise TypeError(f"service {name!r} returned {type(result).__name__}, not a dict of values")
-    return check_data(dict(result), what=f"the result of service {name!r}")
+    return check_data(result, what=f"the result of service {name!r}", limits=limits)
 
 
 def _lost(job: Mapping[Any, Any]) -> ConcurrencyError:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from bankflow import _inputs
 from bankflow._clock import Clock
-from bankflow.errors import InvalidState, NotFound
-from bankflow.models import FailureInfo, Instance, InstanceStatus
+from bankflow._limits import DEFAULT_LIMITS, Limits
+from bankflow.errors import InvalidData, InvalidState, NotFound
+from bankflow.models import FailureInfo, FieldError, Instance, InstanceStatus
 from bankflow.persistence import Database
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
@@ -18,10 +20,13 @@ __all__ = ["Instances"]
 
 
 class Instances:
-    def __init__(self, db: Database, clock: Clock, executor: Executor) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, executor: Executor, *, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._db = db
         self._clock = clock
         self._executor = executor
+        self._limits = limits
         self._store = RuntimeStore()
 
     def start(
@@ -36,14 +41,28 @@ class Instances:
         """Start the latest (or the given) version and run until a person must act.
 
         A failing script leaves the instance ``failed`` (see ``failure``) rather than
-        raising: the instance exists and can be retried.
+        raising: the instance exists and can be retried. ``data`` and ``business_key``
+        beyond the engine's limits are ``InvalidData``, before anything is stored.
         """
-        values = check_data(data)
+        if not _inputs.is_name(process_key):
+            raise NotFound(
+                f"no process definition {_inputs.shown(process_key)} is deployed",
+                kind="process",
+                key=_inputs.shown(process_key),
+            )
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31
+        ):
+            raise _inputs.refused("version", f"must be a whole number from 1, not {version!r:.40}")
+        business_key = _inputs.business_key(business_key, self._limits)
+        user = _user(user)
+        values = check_data(data, limits=self._limits)
         return self._executor.start(
             process_key, version=version, business_key=business_key, data=values, actor=user
         )
 
     def get(self, instance_id: str) -> Instance:
+        _inputs.require_id(instance_id, "instance")
         with self._db.connect() as session:
             row = self._store.instance_header(session, instance_id)
             if row is None:
@@ -60,12 +79,19 @@ class Instances:
         limit: int = 50,
         offset: int = 0,
     ) -> builtins.list[Instance]:
-        """Newest first; ``limit``/``offset`` page through the rest."""
+        """Newest first; ``limit`` (at most 10,000) and ``offset`` page through the rest.
+        A process key or business key no instance can have matches nothing."""
+        limit, offset = _inputs.page(limit, offset)
+        state = None if status is None else _status(status)
+        if (process_key is not None and not _inputs.is_name(process_key)) or (
+            _inputs.key_matches_nothing(business_key, self._limits)
+        ):
+            return []
         with self._db.connect() as session:
             rows = self._store.list_instances(
                 session,
                 process_key=process_key,
-                status=None if status is None else InstanceStatus(status).value,
+                status=state,
                 business_key=business_key,
                 limit=limit,
                 offset=offset,
@@ -75,6 +101,13 @@ class Instances:
     def cancel(
         self, instance_id: str, *, user: str | None = None, reason: str | None = None
     ) -> Instance:
+        _inputs.require_id(instance_id, "instance")
+        user = _user(user)
+        if reason is not None:
+            if not isinstance(reason, str):
+                raise _inputs.refused("reason", f"must be text, not {type(reason).__name__}")
+            check_data({"reason": reason}, what="the reason", limits=self._limits)
+
         def action(read: Read) -> Change:
             now = self._clock.now()
             return Change(
@@ -96,7 +129,9 @@ class Instances:
         self, instance_id: str, *, data: dict[str, Any] | None = None, user: str | None = None
     ) -> Instance:
         """Run the failed step again, with ``data`` merged into it (the fix)."""
-        values = check_data(data)
+        _inputs.require_id(instance_id, "instance")
+        user = _user(user)
+        values = check_data(data, limits=self._limits)
 
         def action(read: Read) -> Change:
             failure = read.row["failure"] or {}
@@ -130,6 +165,25 @@ class Instances:
                 f"instance {instance_id} has not failed: nothing to retry",
                 instance_id=instance_id,
             ) from None
+
+
+def _user(user: str | None) -> str | None:
+    return None if user is None else _inputs.name(user, "user")
+
+
+def _status(status: InstanceStatus | str) -> str:
+    try:
+        return InstanceStatus(status).value
+    except ValueError:
+        known = ", ".join(s.value for s in InstanceStatus)
+        raise InvalidData(
+            "invalid status",
+            errors=(
+                FieldError(
+                    field="status", message=f"must be one of {known}, not {_inputs.shown(status)}"
+                ),
+            ),
+        ) from None
 
 
 def _model(row: Any, tasks: Any) -> Instance:

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bankflow import _inputs
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.errors import ConcurrencyError, CorrelationError
 from bankflow.models import Instance, InstanceStatus
 from bankflow.persistence import Database
@@ -25,9 +27,12 @@ Guard = Callable[[Connection], None]
 
 
 class Messages:
-    def __init__(self, db: Database, executor: Executor) -> None:
+    def __init__(
+        self, db: Database, executor: Executor, *, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._db = db
         self._executor = executor
+        self._limits = limits
         self._jobs = JobStore()
 
     def correlate(
@@ -46,13 +51,20 @@ class Messages:
         event catches the message is started (with ``business_key`` and ``data``).
 
         Zero matches, or several without ``all=True`` (broadcast), raise
-        ``CorrelationError`` and change nothing.
+        ``CorrelationError`` and change nothing. A name, business key, user, ``data`` or
+        ``correlation`` beyond the engine's limits is ``InvalidData``.
         """
+        _inputs.name(name, "name")
+        business_key = _inputs.business_key(business_key, self._limits)
+        if user is not None:
+            _inputs.name(user, "user")
+        if correlation is not None:
+            correlation = check_data(correlation, what="correlation", limits=self._limits)
         return self.deliver(
             name,
             business_key=business_key,
             correlation=correlation,
-            data=check_data(data),
+            data=check_data(data, limits=self._limits),
             broadcast=all,
             actor=user,
         )

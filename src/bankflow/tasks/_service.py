@@ -16,7 +16,9 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 from sqlalchemy.engine import RowMapping
 
+from bankflow import _inputs
 from bankflow._clock import Clock
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.errors import AccessDenied, ConcurrencyError, InvalidState
 from bankflow.models import FormField, Instance, Task
 from bankflow.persistence import Database
@@ -32,10 +34,13 @@ TaskOrder = Literal["created", "due", "priority"]
 
 
 class Tasks:
-    def __init__(self, db: Database, clock: Clock, executor: Executor) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, executor: Executor, *, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self._db = db
         self._clock = clock
         self._executor = executor
+        self._limits = limits
         self._store = RuntimeStore()
         self._forms = FormRegistry()
 
@@ -58,9 +63,31 @@ class Tasks:
         offset: int = 0,
     ) -> builtins.list[Task]:
         """Waiting human tasks. With ``groups`` and ``candidate_user`` together, tasks for
-        either (a person's whole inbox)."""
+        either (a person's whole inbox). ``limit`` is at most 10,000; a filter value no task
+        can have (a business key over the limit, an id that is not one) matches nothing."""
+        limit, offset = _inputs.page(limit, offset)
+        if order not in _ORDERS:
+            raise _inputs.refused(
+                "order", f"must be one of {', '.join(_ORDERS)}, not {_inputs.shown(order)}"
+            )
+        for field, moment in (("due_before", due_before), ("due_after", due_after)):
+            if moment is not None and not isinstance(moment, datetime):
+                raise _inputs.refused(field, f"must be a datetime, not {type(moment).__name__}")
+        wanted = _groups(groups)
+        if candidate_user is not None and not _inputs.is_name(candidate_user):
+            candidate_user = None  # names no task's candidate
+            if not wanted:
+                return []
+        if groups and not wanted and candidate_user is None:
+            return []  # only groups no task can name
+        if (
+            any(v is not None and not _inputs.is_name(v) for v in (assignee, process_key))
+            or _inputs.key_matches_nothing(business_key, self._limits)
+            or (instance_id is not None and not _inputs.is_id(instance_id))
+        ):
+            return []
         filters = TaskFilter(
-            groups=tuple(groups),
+            groups=wanted,
             candidate_user=candidate_user,
             assignee=assignee,
             unassigned=unassigned,
@@ -77,17 +104,20 @@ class Tasks:
         return [task_model(r) for r in rows]
 
     def get(self, task_id: str) -> Task:
+        _inputs.require_id(task_id, "task")
         with self._db.connect() as session:
             return task_model(self._row(session, task_id))
 
     def form(self, task_id: str) -> tuple[FormField, ...]:
         """The form fields the modeller drew for this task."""
+        _inputs.require_id(task_id, "task")
         read, row = self._read(task_id)
         element = read.definition.elements.get(row["element_id"])
         return element.form_fields if element is not None else ()
 
     def data(self, task_id: str) -> dict[str, Any]:
         """The data the task sees (what the previous steps produced)."""
+        _inputs.require_id(task_id, "task")
         read, _ = self._read(task_id)
         workflow = _spiff.load_state(
             read.row["state"], read.definition.runnable, self._executor.script_engine
@@ -121,7 +151,9 @@ class Tasks:
         data: dict[str, Any] | None = None,
     ) -> Instance:
         """Complete the task with ``data`` (validated first) and run on to the next wait."""
-        values = check_data(data)
+        _inputs.require_id(task_id, "task")
+        _inputs.name(user, "user")
+        values = check_data(data, limits=self._limits)
 
         def action(read: Read) -> Change:
             row = read.tasks[task_id]
@@ -158,6 +190,10 @@ class Tasks:
     def _assign(
         self, task_id: str, *, user: str, groups: Sequence[str], to: str | None, kind: str
     ) -> Task:
+        _inputs.require_id(task_id, "task")
+        _inputs.name(user, "user")
+        if kind == "task_delegated":
+            _inputs.name(to or "", "to_user")
         now = self._clock.now()
         with self._db.connect(write=True) as session:
             row = self._row(session, task_id)
@@ -223,6 +259,22 @@ class Tasks:
     def _read(self, task_id: str) -> tuple[Read, RowMapping]:
         read = self._executor.read_task(task_id)
         return read, read.tasks[task_id]
+
+
+_ORDERS: tuple[str, ...] = ("created", "due", "priority")
+_MAX_GROUPS = 1_000
+
+
+def _groups(groups: Sequence[str]) -> tuple[str, ...]:
+    """The groups a query walks: at most 1,000, as text (a string is not a list of
+    groups); a group no task can name is left out."""
+    if isinstance(groups, str) or not isinstance(groups, Sequence | set | frozenset):
+        raise _inputs.refused(
+            "groups", f"must be a list of group names, not {type(groups).__name__}"
+        )
+    if len(groups) > _MAX_GROUPS:
+        raise _inputs.refused("groups", f"has {len(groups):,} groups; the limit is {_MAX_GROUPS:,}")
+    return tuple(g for g in groups if _inputs.is_name(g))
 
 
 def _check_access(row: RowMapping, *, user: str, groups: Sequence[str], action: str) -> None:
