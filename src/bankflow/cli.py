@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bankflow._inputs import MAX_NAME_CHARS, MAX_OFFSET
+from bankflow._inputs import MAX_PAGE_SIZE as MAX_LIMIT
 from bankflow._limits import DEFAULT_LIMITS
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
@@ -69,8 +71,6 @@ _state = _State()
 # on every database: SQLite takes a negative LIMIT as "no limit" where PostgreSQL refuses
 # it, and a 20-digit number overflows a column on one and not the other.
 
-MAX_LIMIT = 10_000
-MAX_OFFSET = 1_000_000
 MAX_VERSION = 2_147_483_647  # a 32-bit integer column on PostgreSQL
 MAX_BATCH = 1_000
 MAX_SECONDS = MAX_DURATION.total_seconds()
@@ -123,6 +123,14 @@ def _seconds(*, allow_zero: bool, high: float = MAX_SECONDS) -> Callable[[float]
         return value
 
     return check
+
+
+def _name(value: str | None) -> str | None:
+    """A typer callback for an id that is stored (a user, a worker, a deployment name):
+    PostgreSQL refuses more than the column's 255 characters, SQLite would keep them."""
+    if value is not None and len(value) > MAX_NAME_CHARS:
+        raise typer.BadParameter(f"must be at most {MAX_NAME_CHARS} characters, not {len(value):,}")
+    return value
 
 
 def _one_of(choices: Sequence[str]) -> Callable[[str | None], str | None]:
@@ -245,7 +253,9 @@ def validate(
 @app.command()
 def deploy(
     paths: Annotated[list[Path], typer.Argument(help="BPMN/DMN files or directories.")],
-    name: Annotated[str | None, typer.Option(help="A name for the deployment.")] = None,
+    name: Annotated[
+        str | None, typer.Option(callback=_name, help="A name for the deployment.")
+    ] = None,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress.")] = False,
 ) -> None:
@@ -410,7 +420,8 @@ def _groups(value: str | None) -> list[str]:
 
 
 DataOption = Annotated[str | None, typer.Option("--data", help="Task data as JSON, or @file.json.")]
-UserOption = Annotated[str, typer.Option("--user", help="The acting user's id.")]
+UserOption = Annotated[str, typer.Option("--user", callback=_name, help="The acting user's id.")]
+ActorOption = Annotated[str | None, typer.Option("--user", callback=_name, help="Who acts.")]
 GroupsOption = Annotated[
     str | None, typer.Option("--groups", help="The acting user's groups, comma-separated.")
 ]
@@ -455,7 +466,9 @@ def start(
     version: Annotated[
         int | None, typer.Option(callback=_whole(1, MAX_VERSION), help="A specific version.")
     ] = None,
-    user: Annotated[str | None, typer.Option("--user", help="Who starts it.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", callback=_name, help="Who starts it.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start an instance; prints its id."""
@@ -538,7 +551,7 @@ def unclaim(
 def delegate(
     task_id: str,
     user: UserOption,
-    to: Annotated[str, typer.Option("--to", help="The user who takes over.")],
+    to: Annotated[str, typer.Option("--to", callback=_name, help="The user who takes over.")],
     groups: GroupsOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -652,7 +665,7 @@ def history(
 @app.command()
 def cancel(
     instance_id: str,
-    user: Annotated[str | None, typer.Option("--user")] = None,
+    user: ActorOption = None,
     reason: Annotated[str | None, typer.Option("--reason")] = None,
 ) -> None:
     """Cancel a running or failed instance."""
@@ -665,7 +678,7 @@ def cancel(
 def retry(
     incident_id: Annotated[str, typer.Argument(help="A failed instance's id or an incident id.")],
     data: DataOption = None,
-    user: Annotated[str | None, typer.Option("--user")] = None,
+    user: ActorOption = None,
 ) -> None:
     """Resolve an incident: run a failed instance's step again (with --data merged in as
     the fix; a job out of retries gets a fresh set), or send a stuck message again."""
@@ -718,7 +731,9 @@ def worker(
             help="Module whose register(services) adds service handlers (repeatable).",
         ),
     ] = None,
-    worker_id: Annotated[str | None, typer.Option("--id", help="Worker id (lock owner).")] = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--id", callback=_name, help="Worker id (lock owner).")
+    ] = None,
     lock_seconds: Annotated[
         float,
         typer.Option(
@@ -884,7 +899,7 @@ def message(
     broadcast: Annotated[
         bool, typer.Option("--all", help="Deliver to every waiting instance that matches.")
     ] = False,
-    user: Annotated[str | None, typer.Option("--user")] = None,
+    user: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deliver a message to the instance waiting for it (or start one)."""
@@ -953,7 +968,9 @@ def decide(
     out.print("result: " + escape(json.dumps(result.result, default=str)))
 
 
-WorkerIdOption = Annotated[str, typer.Option("--worker-id", help="The external worker's id.")]
+WorkerIdOption = Annotated[
+    str, typer.Option("--worker-id", callback=_name, help="The external worker's id.")
+]
 
 
 @external_app.command("fetch")
