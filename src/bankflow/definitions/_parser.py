@@ -599,6 +599,9 @@ def _add_decisions(
         if problems:
             if outcome is not None:
                 outcome.diagnostics += [_dmn_diagnostic(p, doc) for p in problems]
+                # Its errors refuse the deployment; the parser still knows it, so a
+                # business rule task calling it is not also said to call a missing one.
+                parser.decisions[decision.id] = decision
             continue
         parser.decisions[decision.id] = decision
         if outcome is not None:
