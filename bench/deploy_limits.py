@@ -8,16 +8,18 @@ wall time, the peak resident memory of the child (``wait4``'s ``ru_maxrss``) and
 line of what the command said:
 
 - ``tasks-100k``: one process of 100,000 unconnected tasks (about 2.4 MB, 100,004 XML
-  elements): over ``Limits.max_file_elements`` (50,000 by default), so refused;
+  elements): over ``Limits.max_file_elements`` (100,000 by default), so refused;
 - ``tasks-15mb``: the same shape grown to about 15 MB (about 620,000 elements), just under
   the 16 MB file limit: refused by element count;
 - ``chain-5000``: a sequence of 5,000 script tasks as Camunda Modeler writes it, with its
   diagram (a shape per task, an edge per flow): about 50,000 elements, under the default,
-  so it deploys (or fails inside SpiffWorkflow, which is reported as the command says it).
+  so it deploys (or fails inside SpiffWorkflow, which is reported as the command says it);
+- ``tasks-at-limit``: 99,990 unconnected tasks, just under the default: what the largest
+  file bankflow accepts may cost (every pass runs; two warnings per task are printed).
 
 Child processes start fresh, so the figures include starting Python and importing bankflow
-(the ``baseline`` row: ``bankflow validate`` of a one-task file). Nothing is asserted: the
-figures are for reading, not for a test.
+(the ``baseline`` row: a one-task file). "said" is the first error line of a refusal, else
+the last line of output. Nothing is asserted: the figures are for reading, not for a test.
 """
 
 from __future__ import annotations
@@ -142,7 +144,13 @@ def run(args: list[str], *, timeout: float) -> Run:
             for line in output.read().decode("utf-8", "replace").splitlines()
             if line.strip() and not line.startswith("checking ")
         ]
-    said = "killed at the timeout" if timed_out else (lines[0] if lines else "(no output)")
+    errors = [line for line in lines if line.startswith("error") or "(error)" in line]
+    if timed_out:
+        said = "killed at the timeout"
+    elif child.returncode != 0 and errors:
+        said = errors[0]
+    else:
+        said = lines[-1] if lines else "(no output)"
     return Run(seconds, usage.ru_maxrss / 1024, said[:150], timed_out)
 
 
@@ -151,6 +159,7 @@ FILES: dict[str, Callable[[], str]] = {
     "tasks-100k": lambda: flat_tasks(100_000),
     "tasks-15mb": lambda: flat_tasks_of_size(15_000_000),
     "chain-5000": lambda: chain(5_000),
+    "tasks-at-limit": lambda: flat_tasks(99_990),
 }
 
 
@@ -162,7 +171,7 @@ def main() -> None:
     parsed = options.parse_args()
     folder = parsed.keep or Path(tempfile.mkdtemp(prefix="bankflow-limits-"))
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"{'file':12} {'MB':>6} {'elements':>9} {'command':9} {'s':>7} {'peak MB':>8}  said")
+    print(f"{'file':14} {'MB':>6} {'elements':>9} {'command':9} {'s':>7} {'peak MB':>8}  said")
     try:
         for name, make in FILES.items():
             if parsed.only and name not in parsed.only:
@@ -179,7 +188,7 @@ def main() -> None:
                     timeout=parsed.timeout,
                 )
                 print(
-                    f"{name:12} {len(text) / 1e6:6.1f} {elements:9,} {command:9} "
+                    f"{name:14} {len(text) / 1e6:6.1f} {elements:9,} {command:9} "
                     f"{result.seconds:7.2f} {result.peak_mb:8.0f}  {result.said}",
                     flush=True,
                 )
