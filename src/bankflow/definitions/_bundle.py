@@ -101,6 +101,8 @@ def prepare(
     files, problems = collect(list(paths))
     bundle.files = files
     bundle.diagnostics += problems
+    if any(d.rule == "deployment-too-large" for d in problems):
+        return bundle
     roots = _read_within_limits(files, limits, bundle, progress)
     if roots is None:
         return bundle
