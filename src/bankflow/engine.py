@@ -12,6 +12,7 @@ from bankflow.definitions import Definitions
 from bankflow.history import History
 from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
 from bankflow.jobs._service import DEFAULT_LOCK
+from bankflow.jobs._worker import DEFAULT_GRACE
 from bankflow.models import JobOutcome
 from bankflow.persistence import Database
 from bankflow.runtime import Instances, Messages
@@ -92,9 +93,12 @@ class Engine:
         batch: int = 20,
         on_outcome: Callable[[JobOutcome], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        grace: float = DEFAULT_GRACE,
     ) -> Worker:
         """A worker over this engine's database and service handlers: ``run()`` until
-        ``stop()``, or ``run(once=True, now=...)``."""
+        ``stop()``, or ``run(once=True, now=...)``. A step still running ``grace``
+        seconds after ``stop()`` is interrupted (nothing of it written, its job given
+        back)."""
         return Worker(
             self._db,
             self.clock,
@@ -105,6 +109,7 @@ class Engine:
             batch=batch,
             on_outcome=on_outcome,
             on_error=on_error,
+            grace=grace,
         )
 
     def close(self) -> None:

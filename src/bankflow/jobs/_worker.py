@@ -4,25 +4,35 @@ Many workers (threads, processes, machines) may share one database; nothing coor
 them but the job rows: a claim locks a batch for ``lock_duration``, a heartbeat thread
 keeps the locks of a live worker fresh, and the locks of a worker that died simply run out
 so another worker takes its jobs over. ``stop()`` (SIGTERM in the CLI) lets the job in
-hand finish, gives back the rest of the batch and exits.
+hand finish, gives back the rest of the batch and exits; a step still running ``grace``
+seconds after ``stop()`` is interrupted between two elements, nothing of it written and
+its job given back, so a worker always stops within its grace period. (A host's service
+handler cannot be interrupted: it is the host's code.)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bankflow._clock import Clock
-from bankflow.errors import BankflowError
+from bankflow.errors import BankflowError, Interrupted, InvalidData
 from bankflow.jobs._service import DEFAULT_LOCK, Jobs, default_worker_id
-from bankflow.models import JobOutcome, JobRun
+from bankflow.models import FieldError, JobOutcome, JobRun
 from bankflow.persistence import Database
 from bankflow.persistence._jobs import JobStore
+from bankflow.runtime import _spiff
 
-__all__ = ["Worker"]
+# Seconds a step may go on after stop() before it is interrupted (SIGTERM's usual 10 s
+# before SIGKILL leaves the rest for giving jobs back and unregistering).
+DEFAULT_GRACE = 5.0
+
+__all__ = ["DEFAULT_GRACE", "Worker"]
 
 
 class Worker:
@@ -38,8 +48,16 @@ class Worker:
         batch: int = 20,
         on_outcome: Callable[[JobOutcome], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
+        if not math.isfinite(grace) or grace < 0:
+            raise InvalidData(
+                "the grace period must be a finite number of seconds, 0 or more",
+                errors=(FieldError(field="grace", message=f"got {grace!r}"),),
+            )
         self.id = worker_id or default_worker_id()
+        self._grace = grace
+        self._stopped_at: float | None = None
         self._db = db
         self._clock = clock
         self._jobs = jobs
@@ -52,8 +70,15 @@ class Worker:
         self._stop = threading.Event()
 
     def stop(self) -> None:
-        """Finish the job in hand, then return from ``run``."""
+        """Finish the job in hand (interrupting its step after the grace period), then
+        return from ``run``."""
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
         self._stop.set()
+
+    def _past_grace(self) -> bool:
+        stopped = self._stopped_at
+        return stopped is not None and time.monotonic() - stopped > self._grace
 
     @property
     def stopping(self) -> bool:
@@ -68,15 +93,11 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    result = self._jobs.run_due(
-                        now=now,
-                        worker_id=self.id,
-                        lock_duration=self._lock_duration,
-                        batch=self._batch,
-                        limit=100_000 if once else self._batch,
-                        on_outcome=self._on_outcome,
-                        stop=self._stop.is_set,
-                    )
+                    with _spiff.interruptible(self._past_grace):
+                        result = self._run_due(now=now, once=once)
+                except Interrupted as exc:
+                    self._report(f"worker {self.id}: {exc}")
+                    break
                 except BankflowError as exc:  # the database went away: say so, try again
                     if once:
                         raise
@@ -99,6 +120,17 @@ class Worker:
             self._give_back()
             self._unregister()
         return JobRun(outcomes=tuple(outcomes))
+
+    def _run_due(self, *, now: datetime | None, once: bool) -> JobRun:
+        return self._jobs.run_due(
+            now=now,
+            worker_id=self.id,
+            lock_duration=self._lock_duration,
+            batch=self._batch,
+            limit=100_000 if once else self._batch,
+            on_outcome=self._on_outcome,
+            stop=self._stop.is_set,
+        )
 
     def _idle_wait(self) -> float:
         """Sleep until the next job this worker could take is due, at most one poll

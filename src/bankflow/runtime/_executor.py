@@ -33,6 +33,7 @@ from bankflow.errors import (
     ConcurrencyError,
     DatabaseError,
     DuplicateBusinessKey,
+    InvalidData,
     InvalidState,
     NotFound,
 )
@@ -42,6 +43,7 @@ from bankflow.persistence._jobs import INSTANCE_KINDS, JobStore, job_row
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._catalog import Catalog, LoadedDefinition, due_at, names, priority, resolve
+from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
 
 __all__ = ["Change", "Executor", "Read", "task_gone", "task_model"]
@@ -124,7 +126,7 @@ class Executor:
         self._jobs = JobStore()
         self._cache = _Cache(cache_size)
         self.limits = limits
-        self.script_engine = _spiff.ScriptEngine(services, now=clock.now)
+        self.script_engine = _spiff.ScriptEngine(services, now=clock.now, limits=limits)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -172,10 +174,38 @@ class Executor:
             header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
         )
         try:
+            instance = self._insert(
+                header, definition, workflow, failure, started, now, actor=actor, guard=guard
+            )
+        except _Unstorable as bad:
+            workflow = _spiff.start(definition.runnable, data, self.script_engine, run=False)
+            started = _event(
+                header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
+            )
+            instance = self._insert(
+                header, definition, workflow, bad.failure(), started, now, actor=actor, guard=guard
+            )
+        self._cache.checkin(instance.id, instance.revision, workflow)
+        return instance
+
+    def _insert(
+        self,
+        header: dict[str, Any],
+        definition: LoadedDefinition,
+        workflow: Any,
+        failure: _spiff.Failure | None,
+        started: dict[str, Any],
+        now: datetime,
+        *,
+        actor: str | None,
+        guard: Callable[[Connection], None] | None,
+    ) -> Instance:
+        business_key = header["business_key"]
+        try:
             with self._db.connect(write=True) as conn:
                 if guard is not None:
                     guard(conn)
-                instance = self._persist(
+                return self._persist(
                     conn,
                     header,
                     definition,
@@ -189,10 +219,8 @@ class Executor:
                 )
         except DatabaseError as exc:
             if business_key is not None and isinstance(exc.__cause__, IntegrityError):
-                raise _duplicate(process_key, business_key) from None
+                raise _duplicate(header["process_key"], business_key) from None
             raise
-        self._cache.checkin(instance.id, instance.revision, workflow)
-        return instance
 
     def _start_workflow(
         self,
@@ -364,6 +392,29 @@ class Executor:
         except _Moved as moved:
             moved.handlers_called = spent.handlers_called
             raise
+        except _Unstorable as bad:
+            # The step built a value no database can hold: keep the instance as it was
+            # before the step, failed and saying why, so it can be retried, never stuck.
+            workflow = _spiff.load_state(
+                row["state"],
+                read.definition.runnable,
+                self.script_engine,
+                state_format=row["state_format"],
+            )
+            with self._db.connect(write=True) as conn:
+                instance = self._persist(
+                    conn,
+                    header,
+                    read.definition,
+                    workflow,
+                    bad.failure(),
+                    [],
+                    read.tasks,
+                    now,
+                    actor=actor,
+                    jobs=read.jobs,
+                    subscriptions=read.subscriptions,
+                )
         # Only a committed change goes back to the cache; on any error the workflow object
         # (already changed in memory) is dropped and the next call reloads the stored state.
         self._cache.checkin(instance.id, instance.revision, workflow)
@@ -391,6 +442,20 @@ class Executor:
         reset_incidents: bool = False,
         guard: Callable[[Connection], None] | None = None,
     ) -> Instance:
+        # Messages for other instances are taken out of the workflow before its state is
+        # saved, so a later load does not throw them again.
+        thrown = _spiff.thrown_messages(workflow)
+        try:
+            payloads = [
+                check_data(t.payload, what=f"message {t.name!r}", limits=self.limits)
+                for t in thrown
+            ]
+            state = _spiff.dump_state(workflow)
+            data = _spiff.convert_data(_spiff.current_data(workflow))
+        except InvalidData as exc:
+            raise _Unstorable(str(exc)) from exc
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise _Unstorable(f"{type(exc).__name__}: {exc}") from exc
         if status is None:
             if failure is not None:
                 status = InstanceStatus.FAILED
@@ -451,10 +516,9 @@ class Executor:
             )
         elif status == InstanceStatus.COMPLETED:
             events.append(_event(header, "instance_completed", now))
-        data = _spiff.convert_data(_spiff.current_data(workflow))
         values = {
             "status": status.value,
-            "state": _spiff.dump_state(workflow),
+            "state": state,
             "state_format": _spiff.STATE_FORMAT,
             "data": data,
             "failure": None if failure_info is None else failure_info.model_dump(mode="json"),
@@ -478,7 +542,15 @@ class Executor:
         self._store.insert_tasks(conn, inserted)
         self._store.insert_events(conn, events)
         self._sync_waits(
-            conn, header, workflow, status, jobs, subscriptions, now, reset=reset_incidents
+            conn,
+            header,
+            workflow,
+            status,
+            jobs,
+            subscriptions,
+            now,
+            reset=reset_incidents,
+            thrown=list(zip(thrown, payloads, strict=True)),
         )
         new_revision = revision if new else revision + 1
         kept = [task_model(t) for task_id, t in existing.items() if task_id in ready_ids]
@@ -510,6 +582,7 @@ class Executor:
         now: datetime,
         *,
         reset: bool,
+        thrown: Sequence[tuple[_spiff.Thrown, dict[str, Any]]],
     ) -> None:
         """Bring the job and subscription rows in line with what the workflow waits for,
         and queue the messages it threw for other instances."""
@@ -536,7 +609,7 @@ class Executor:
                 values["status"] = job_status
             if values:
                 self._jobs.update_job(conn, row["id"], values)
-        for thrown in _spiff.thrown_messages(workflow):
+        for message, payload in thrown:
             new_jobs.append(
                 job_row(
                     kind="message",
@@ -544,10 +617,10 @@ class Executor:
                     definition_id=header["definition_id"],
                     process_key=header["process_key"],
                     business_key=header["business_key"],
-                    element_id=thrown.element_id,
-                    topic=thrown.name,
+                    element_id=message.element_id,
+                    topic=message.name,
                     due_at=now,
-                    payload={"data": _spiff.convert_data(thrown.payload)},
+                    payload={"data": _spiff.convert_data(payload)},
                     created_at=now,
                 )
             )
@@ -622,6 +695,19 @@ _ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
 
 # A change that finds the instance moved on is read and run again this many times in all.
 _ATTEMPTS = 3
+
+
+class _Unstorable(Exception):
+    """The workflow holds a value its state cannot be saved with."""
+
+    def failure(self) -> _spiff.Failure:
+        return _spiff.Failure(
+            message=f"the step produced data that cannot be stored ({self}); the instance "
+            "was kept as it was before the step: fix the cause, then retry it",
+            element_id=None,
+            task_id=None,
+            error_type="UnstorableData",
+        )
 
 
 class _Moved(ConcurrencyError):

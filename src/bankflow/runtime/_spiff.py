@@ -51,6 +51,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 from SpiffWorkflow.workflow import Workflow as SpiffBaseWorkflow
 
+from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.definitions._parser import BankflowServiceTask, build_process
 from bankflow.errors import BpmnError, DatabaseError, DefinitionError, Interrupted, InvalidData
 from bankflow.language._expressions import ExpressionError, compile_expression
@@ -450,7 +451,10 @@ def dump_state(workflow: BpmnWorkflow) -> bytes:
     registry._encoder_mode = True
     try:
         text = json.dumps(
-            registry.convert(workflow), cls=_SERIALIZER._encoder_cls, separators=(",", ":")
+            registry.convert(workflow),
+            cls=_SERIALIZER._encoder_cls,
+            separators=(",", ":"),
+            allow_nan=False,  # PostgreSQL refuses NaN; SQLite must not store what it refuses
         )
     finally:
         registry._encoder_mode = False
@@ -538,10 +542,12 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         services: ServiceRegistry | None = None,
         *,
         now: Callable[[], datetime] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(environment=SandboxEnvironment(now))
         self.services = services or ServiceRegistry()
         self.now = now
+        self.limits = limits
 
     def validate(self, expression: str) -> None:
         compile_expression(expression, mode="eval")
@@ -561,7 +567,17 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             result = compiled.execute({**task.data, **extra}, now=self.now)
         except ExpressionError as exc:
             raise _task_error(task, exc) from exc
+        produced = {k: result[k] for k in compiled.assigned if k in result and k not in extra}
+        try:
+            # What a script builds must be storable (a value the database cannot hold would
+            # otherwise fail every later save of the instance): the step fails here instead.
+            checked = check_data(
+                produced, what=f"the values the script of {_origin(task)} set", limits=self.limits
+            )
+        except InvalidData as exc:
+            raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
         task.data.update({k: v for k, v in result.items() if k not in extra})
+        task.data.update(checked)
         return True
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
@@ -598,7 +614,9 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
                 task=task,
             )
         try:
-            task.data.update(check_data(result, what=f"the result of service {name!r}"))
+            task.data.update(
+                check_data(result, what=f"the result of service {name!r}", limits=self.limits)
+            )
         except InvalidData as exc:
             raise WorkflowTaskException(str(exc), task=task, exception=exc) from exc
         return True
@@ -704,9 +722,12 @@ def _stepping() -> Iterator[None]:
         ) from exc
 
 
-def start(runnable: Runnable, data: dict[str, Any], engine: ScriptEngine) -> BpmnWorkflow:
-    """A new workflow with ``data`` on its start, run until it waits; raises ``StepError``
-    with the workflow in ``exc.workflow`` when an automatic step fails."""
+def start(
+    runnable: Runnable, data: dict[str, Any], engine: ScriptEngine, *, run: bool = True
+) -> BpmnWorkflow:
+    """A new workflow with ``data`` on its start, run until it waits (unless ``run`` is
+    false); raises ``StepError`` with the workflow in ``exc.workflow`` when an automatic
+    step fails."""
     try:
         with _stepping():
             workflow = _Workflow(runnable.spec, runnable.subprocess_specs, script_engine=engine)
@@ -715,6 +736,8 @@ def start(runnable: Runnable, data: dict[str, Any], engine: ScriptEngine) -> Bpm
     workflow.task_tree.data.update(data)
     for task in workflow.get_tasks(state=TaskState.READY):
         task.data.update(data)
+    if not run:
+        return workflow
     try:
         _run_engine(workflow)
     except StepError as exc:
