@@ -603,3 +603,72 @@ def test_corpus_lints_without_raising() -> None:
             assert diagnostic.element_id, diagnostic
             assert diagnostic.line is not None, diagnostic
             assert diagnostic.line > 0, diagnostic
+
+
+# --- loop-no-exit ----------------------------------------------------------------------------
+
+LOOP_BODY = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:scriptTask id="Count" name="Count"><bpmn:script>n = n + 1</bpmn:script></bpmn:scriptTask>
+    <bpmn:exclusiveGateway id="Again" name="Again?"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Count"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Count" targetRef="Again"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Again" targetRef="Count"/>
+"""
+
+
+def test_a_loop_with_no_wait_state_and_no_exit_warns() -> None:
+    [diagnostic] = expect(bpmn(LOOP_BODY), "loop-no-exit", WARNING, "Count")
+    assert 'script task "Count"' in diagnostic.message
+    assert 'exclusive gateway "Again?"' in diagnostic.message
+
+
+def test_a_self_loop_warns() -> None:
+    body = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:exclusiveGateway id="Spin" name="Spin"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Spin"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Spin" targetRef="Spin"/>
+"""
+    expect(bpmn(body), "loop-no-exit", WARNING, "Spin")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # a way out of the loop (even one whose condition may never hold)
+        """<bpmn:endEvent id="End" name="End"/>
+        <bpmn:sequenceFlow id="F4" sourceRef="Again" targetRef="End">
+          <bpmn:conditionExpression>n &gt; 3</bpmn:conditionExpression>
+        </bpmn:sequenceFlow>""",
+        # a boundary event on an element of the loop
+        """<bpmn:boundaryEvent id="Stop" name="Stop" attachedToRef="Count">
+          <bpmn:errorEventDefinition/></bpmn:boundaryEvent>""",
+    ],
+)
+def test_a_loop_with_a_way_out_is_quiet(extra: str) -> None:
+    assert found(bpmn(LOOP_BODY + extra), "loop-no-exit") == []
+
+
+def test_a_loop_through_a_wait_state_is_quiet() -> None:
+    body = LOOP_BODY.replace(
+        '<bpmn:exclusiveGateway id="Again" name="Again?"/>',
+        '<bpmn:userTask id="Again" name="Again?" camunda:candidateGroups="officers"/>',
+    )
+    assert found(bpmn(body), "loop-no-exit") == []
+
+
+def test_a_long_chain_is_walked_without_recursion() -> None:
+    nodes = "".join(
+        f'<bpmn:scriptTask id="T{i}" name="T{i}"><bpmn:script>x = 1</bpmn:script>'
+        f'</bpmn:scriptTask><bpmn:sequenceFlow id="F{i}" sourceRef="T{i}" '
+        f'targetRef="T{i + 1}"/>'
+        for i in range(20_000)
+    )
+    body = f"""<bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:sequenceFlow id="FS" sourceRef="Start" targetRef="T0"/>{nodes}
+    <bpmn:scriptTask id="T20000" name="Last"><bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="FB" sourceRef="T20000" targetRef="T0"/>"""
+    [diagnostic] = [d for d in lint(bpmn(body)) if d.rule == "loop-no-exit"]
+    assert diagnostic.severity == WARNING
+    assert "and 19,996 more" in diagnostic.message

@@ -485,6 +485,102 @@ def _expressions(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
             yield from _check_script(file, node)
 
 
+# Elements where a token may wait for something outside the engine call (a person, a
+# message, a timer, a worker or a called process), so a loop through one is bounded by that.
+_WAIT_KINDS = frozenset(
+    {
+        "userTask",
+        "manualTask",
+        "receiveTask",
+        "serviceTask",
+        "sendTask",
+        "businessRuleTask",
+        "intermediateCatchEvent",
+        "eventBasedGateway",
+        "callActivity",
+        "subProcess",
+        "adHocSubProcess",
+        "transaction",
+    }
+)
+
+
+def _loop_without_exit(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A cycle of elements that never wait and have no way out runs until the engine's step
+    budget (``Limits.max_steps``) fails the instance: say so before a case reaches it."""
+    ids = {_id(node): node for node in scope.nodes if _id(node)}
+    edges = {
+        node_id: [t for f in scope.outs(node) if (t := _attr(f, "targetRef")) in ids]
+        for node_id, node in ids.items()
+    }
+    exits = {_attr(b, "attachedToRef") for b in _children(scope.element, "boundaryEvent")}
+    for component in _cycles(edges):
+        nodes = [ids[i] for i in component]
+        if any(_kind(n) in _WAIT_KINDS or _id(n) in exits for n in nodes):
+            continue
+        members = set(component)
+        leaves = any(_attr(f, "targetRef") not in members for n in nodes for f in scope.outs(n))
+        if leaves:
+            continue
+        ordered = sorted(nodes, key=lambda n: n.sourceline or 0)
+        first = ordered[0]
+        names = ", ".join(_describe(n) for n in ordered[:5])
+        if len(ordered) > 5:
+            names += f" and {len(ordered) - 5:,} more"
+        yield file.diagnostic(
+            first,
+            "loop-no-exit",
+            Severity.WARNING,
+            f"{names} form a loop with no wait state and no way out: an instance that "
+            "reaches it fails once it has run Limits.max_steps elements",
+        )
+
+
+def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components that contain a cycle (Tarjan's algorithm with an
+    explicit stack, so a long chain cannot hit the recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            targets = edges.get(node, [])
+            if position < len(targets):
+                work.append((node, position + 1))
+                target = targets[position]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in edges.get(node, []):
+                    found.append(component)
+    return found
+
+
 # --- expressions ----------------------------------------------------------------------------
 
 
@@ -617,6 +713,7 @@ _RULES: tuple[_Rule, ...] = (
     _conditional_flows,
     _label_required,
     _human_task_unassigned,
+    _loop_without_exit,
     _expressions,
 )
 
