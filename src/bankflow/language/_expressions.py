@@ -261,9 +261,11 @@ def _check_int(n: int) -> int:
 _DECIMAL_SIZE: Final = Decimal(0).__sizeof__()
 _SIZED_DECIMALS: Final = Decimal("1" * 200).__sizeof__() > _DECIMAL_SIZE  # libmpdec
 _WORD_DIGITS: Final = 19
-# Above this size a number (Decimal or int) may have more than MAX_NUMBER_DIGITS digits.
+# Up to this size a number (Decimal or int) has at most MAX_NUMBER_DIGITS digits; above it
+# the digits are counted (exactly, and cheaply: only numbers near the limit get there).
 _BIG_NUMBER: Final = min(
-    Decimal("9" * MAX_NUMBER_DIGITS).__sizeof__(), (10**MAX_NUMBER_DIGITS - 1).__sizeof__()
+    Decimal("9" * (MAX_NUMBER_DIGITS - _WORD_DIGITS)).__sizeof__(),
+    (10 ** (MAX_NUMBER_DIGITS - _WORD_DIGITS)).__sizeof__(),
 )
 
 
