@@ -119,3 +119,13 @@ def test_spiffworkflow_compiles_and_runs_no_text_of_its_own(
         finally:
             _AUDITING = None
     assert seen == []
+
+
+def test_a_cron_timer_cycle_warns_that_it_never_fires(engine: Engine, tmp_path: Path) -> None:
+    [timer] = [s for s in SITES if s.name == "timer"]
+    path = tmp_path / "cron.bpmn"
+    path.write_text(timer.bpmn("0 0/5 * * * ?").replace("timeDuration", "timeCycle"))
+    report = engine.definitions.validate(path)
+    assert [(d.rule, d.severity) for d in report.diagnostics if d.element_id == "site"] == [
+        ("timer-definition", Severity.WARNING)
+    ]

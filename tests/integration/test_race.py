@@ -65,8 +65,6 @@ RACER = textwrap.dedent(
 
 @pytest.mark.parametrize("overlap", ["yes", "no"], ids=["forced-overlap", "free-race"])
 def test_two_processes_complete_one_task(db_url: str, tmp_path: Path, overlap: str) -> None:
-    if overlap == "yes" and db_url.startswith("sqlite"):
-        pytest.skip("SQLite takes the write lock before reading: two writes cannot overlap")
     (tmp_path / "approve.bpmn").write_text(PROCESS)
     with Engine(db_url, migrate=True) as engine:
         engine.definitions.deploy(tmp_path / "approve.bpmn")
@@ -102,3 +100,71 @@ def test_two_processes_complete_one_task(db_url: str, tmp_path: Path, overlap: s
         assert after.revision == instance.revision + 1
         assert [t.element_id for t in after.tasks] == ["pay"]
         assert after.data["by"] == winner
+
+
+def _parallel_process(branches: int) -> str:
+    tasks = "".join(
+        f'<bpmn:userTask id="t{i}" name="T{i}" camunda:candidateGroups="risk"/>'
+        f'<bpmn:sequenceFlow id="in{i}" sourceRef="split" targetRef="t{i}"/>'
+        f'<bpmn:sequenceFlow id="out{i}" sourceRef="t{i}" targetRef="join"/>'
+        for i in range(branches)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:process id="fan" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f0" sourceRef="start" targetRef="split"/>
+    <bpmn:parallelGateway id="split"/>{tasks}
+    <bpmn:parallelGateway id="join"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="join" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_contended_completions_raise_only_bankflow_errors(db_url: str, tmp_path: Path) -> None:
+    """Threads, each with its own engine, complete the parallel tasks of one instance in
+    different orders: every call succeeds or raises a BankflowError (never a raw KeyError),
+    and each task is completed exactly once."""
+    import random
+    import threading
+
+    from bankflow import BankflowError, InstanceStatus
+
+    (tmp_path / "fan.bpmn").write_text(_parallel_process(12))
+    with Engine(db_url, migrate=True) as engine:
+        engine.definitions.deploy(tmp_path / "fan.bpmn")
+        instance = engine.instances.start("fan")
+    task_ids = [t.id for t in instance.tasks]
+    assert len(task_ids) == 12
+    unexpected: list[BaseException] = []
+    won: list[str] = []
+
+    def racer(seed: int) -> None:
+        order = task_ids[:]
+        random.Random(seed).shuffle(order)
+        try:
+            with Engine(db_url, cache_size=0) as mine:
+                for task_id in order:
+                    try:
+                        mine.tasks.complete(task_id, user=f"u{seed}", groups=["risk"], data={})
+                        won.append(task_id)
+                    except BankflowError:
+                        pass
+        except BaseException as exc:
+            unexpected.append(exc)
+
+    threads = [threading.Thread(target=racer, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert unexpected == []
+    assert sorted(won) == sorted(task_ids)
+    with Engine(db_url) as engine:
+        assert engine.instances.get(instance.id).status == InstanceStatus.COMPLETED
+        completed = [e.task_id for e in engine.history.for_instance(instance.id)
+                     if e.type == "task_completed"]  # fmt: skip
+        assert sorted(completed) == sorted(task_ids)

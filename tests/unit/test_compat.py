@@ -188,3 +188,21 @@ def test_juel_conditions_are_translated_and_the_rest_left_alone() -> None:
         "kind == 'vip' or not notes",
         "${execution.getVariable('x') ? 1 : 2}",
     ]
+
+
+def test_juel_in_timers_and_cardinalities_becomes_python() -> None:
+    root = doc(
+        "<bpmn:intermediateCatchEvent id='t1'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDate>${reminderDate}</bpmn:timeDate></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:intermediateCatchEvent id='t2'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDuration>#{delay}</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:userTask id='u'><bpmn:multiInstanceLoopCharacteristics>"
+        "<bpmn:loopCardinality>${reviewers}</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>"
+    )
+    rewrite(root, file="f.bpmn")
+    assert [el.text for el in find(root, "timeDate")] == ["reminderDate"]
+    assert [el.text for el in find(root, "timeDuration")] == ["delay"]
+    assert [el.text for el in find(root, "loopCardinality")] == ["reviewers"]

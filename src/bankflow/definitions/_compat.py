@@ -205,9 +205,20 @@ class _Rewriter:
                     el.text = f'"{text}"'
 
     def juel_conditions(self) -> None:
-        """``${amount > 10000 && !approved}`` becomes ``amount > 10000 and not approved``;
-        JUEL beyond the subset stays as written and fails when evaluated (lint warns)."""
-        for condition in self.root.iter(q("conditionExpression"), q("completionCondition")):
+        """``${amount > 10000 && !approved}`` becomes ``amount > 10000 and not approved``,
+        in conditions and in every other expression Camunda models write as JUEL (timers
+        such as ``${reminderDate}``, loop cardinalities); JUEL beyond the subset stays as
+        written and is reported at deploy."""
+        tags = (
+            "conditionExpression",
+            "completionCondition",
+            "condition",
+            "loopCardinality",
+            "timeDate",
+            "timeDuration",
+            "timeCycle",
+        )
+        for condition in self.root.iter(*(q(tag) for tag in tags)):
             python = juel_to_python(condition.text or "")
             if python is None:
                 continue

@@ -99,6 +99,18 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str, str]] = [
         "the call activity does not say which process it calls (calledElement is empty)",
     ),
     (
+        re.compile(r"Unsupported Catch Event.*compensateEventDefinition", re.DOTALL),
+        "unsupported",
+        "bankflow cannot run compensation events yet: the process is not deployed, so no "
+        "case can start and then stop here",
+    ),
+    (
+        re.compile(r"Unsupported Catch Event"),
+        "unsupported",
+        "bankflow cannot run this kind of catch event yet: the process is not deployed, so "
+        "no case can start and then stop here",
+    ),
+    (
         re.compile(r"Multiple outgoing flows are not supported"),
         "no-implicit-split",
         "this element cannot have several outgoing flows; draw a gateway",
@@ -403,17 +415,19 @@ def _build(
         file = process_parser.filename or ""
         try:
             spec = parser.get_spec(process_id)  # SpiffWorkflow parses lazily: this is the check
-            called = parser.get_subprocess_specs(process_id, require_call_activity_specs=False)
+            reached = _sub_specs(parser, spec)
         except Exception as exc:
             outcome.diagnostics.append(_diagnostic(exc, docs, file))
             continue
+        sites = expression_sites(spec, {k: v for k, v in reached.items() if v})
         refused = [
             _expression_diagnostic(site, error, docs, file)
-            for site in expression_sites(spec, {k: v for k, v in called.items() if v})
+            for site in sites
             if (error := _compile_error(site)) is not None
         ]
-        if refused:
-            outcome.diagnostics += refused
+        outcome.diagnostics += [d for d in refused if d.severity == Severity.WARNING]
+        if any(d.severity == Severity.ERROR for d in refused):
+            outcome.diagnostics += [d for d in refused if d.severity == Severity.ERROR]
             continue
         outcome.processes[process_id] = file
         outcome.process_names[process_id] = process_parser.node.get("name")
@@ -474,6 +488,23 @@ def expression_sites(spec: Any, subprocess_specs: dict[str, Any]) -> list[Expres
     return found
 
 
+def _sub_specs(parser: BankflowBpmnParser, spec: Any) -> dict[str, Any]:
+    """The specs of the sub-processes and called processes ``spec`` reaches that this
+    parser knows (a called process deployed earlier is checked when it was deployed)."""
+    found: dict[str, Any] = {}
+    pending = [spec]
+    while pending:
+        current = pending.pop()
+        for task_spec in current.task_specs.values():
+            name = getattr(task_spec, "spec", None)
+            if isinstance(name, str) and name not in found:
+                sub = parser.get_spec(name, required=False)
+                found[name] = sub
+                if sub is not None:
+                    pending.append(sub)
+    return found
+
+
 def _task_expressions(task_spec: Any) -> list[ExpressionSite]:
     element_id = getattr(task_spec, "bpmn_id", None)
     if not element_id:
@@ -513,15 +544,36 @@ def _compile_error(site: ExpressionSite) -> ExpressionError | None:
     return None
 
 
+# Camunda's cron form of a timer cycle (``0 0 9 * * ?``): not an expression bankflow runs.
+_CRON = re.compile(r"^\s*(\S+\s+){4,6}\S+\s*$")
+_CRON_FIELD = re.compile(r"^[\d*?/,LW#A-Z-]+$")
+
+
+def _is_cron(text: str) -> bool:
+    return bool(_CRON.match(text)) and all(_CRON_FIELD.match(f) for f in text.split())
+
+
 def _expression_diagnostic(
     site: ExpressionSite, error: ExpressionError, docs: dict[str, SourceDoc], file: str
 ) -> Diagnostic:
     doc = docs.get(file)
+    line = doc.lines.get(site.element_id) if doc is not None else None
     flat = " ".join(site.text.split())
     quoted = flat if len(flat) <= 80 else flat[:77] + "..."
+    if "timer" in site.what and _is_cron(site.text):
+        return Diagnostic(
+            file=file,
+            line=line,
+            element_id=site.element_id,
+            rule="timer-definition",
+            message=f"the timer of {site.element} is a cron expression (`{quoted}`), which "
+            "bankflow does not schedule: this timer never fires; write an ISO 8601 "
+            "cycle such as R/PT24H",
+            severity=Severity.WARNING,
+        )
     return Diagnostic(
         file=file,
-        line=doc.lines.get(site.element_id) if doc is not None else None,
+        line=line,
         element_id=site.element_id,
         rule="expression-parse",
         message=f"{site.what} of {site.element} (`{quoted}`) is refused by bankflow's "

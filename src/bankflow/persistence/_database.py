@@ -3,6 +3,7 @@ rule every service follows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -24,6 +25,9 @@ __all__ = ["Database"]
 
 # One advisory-lock key so concurrent upgrades of one PostgreSQL database take turns.
 _MIGRATION_LOCK = 7_142_901
+# Alembic keeps the running migration context in module globals: two threads upgrading at
+# once (two Engines opened in parallel) broke each other with a KeyError. One at a time.
+_UPGRADING = threading.Lock()
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -135,7 +139,7 @@ class Database:
     def upgrade(self) -> str | None:
         """Apply every pending migration; safe to run from several processes at once."""
         try:
-            with self.engine.begin() as connection:
+            with _UPGRADING, self.engine.begin() as connection:
                 if self.dialect == "postgresql":
                     connection.execute(
                         text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK}
