@@ -6,14 +6,19 @@ checked where the thing enters (deploy, an API or CLI call, a message, an extern
 result, a handler's result, what a script produced) before anything is stored, and the
 same on SQLite and PostgreSQL, so a value one database would take and the other refuse
 never gets that far. The defaults are far above what a bank's procedures need and far
-below what hurts the host; change them with ``Engine(limits=Limits(...))``.
+below what hurts the host; change them with ``Engine(limits=Limits(...))`` or, for the
+CLI and workers, ``BANKFLOW_LIMITS='{"max_steps": 50000}'``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import os
 
-__all__ = ["DEFAULT_LIMITS", "Limits"]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bankflow.errors import ConfigurationError
+
+__all__ = ["DEFAULT_LIMITS", "LIMITS_ENV", "Limits", "limits_from_env"]
 
 
 class Limits(BaseModel):
@@ -66,3 +71,20 @@ class Limits(BaseModel):
 
 
 DEFAULT_LIMITS = Limits()
+
+LIMITS_ENV = "BANKFLOW_LIMITS"
+
+
+def limits_from_env() -> Limits:
+    """``BANKFLOW_LIMITS`` (a JSON object of fields, e.g. ``{"max_steps": 50000}``) over
+    the defaults: how the CLI and a worker get the same limits as the service."""
+    text = os.environ.get(LIMITS_ENV, "").strip()
+    if not text:
+        return DEFAULT_LIMITS
+    try:
+        return Limits.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"{LIMITS_ENV} is not valid: {problems}") from None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bankflow._clock import Clock, SystemClock
-from bankflow._limits import DEFAULT_LIMITS, Limits
+from bankflow._limits import Limits, limits_from_env
 from bankflow.definitions import Definitions
 from bankflow.history import History
 from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
@@ -38,7 +38,8 @@ class Engine:
     a server database to be current (``bankflow db upgrade`` is a deliberate step there);
     ``True`` always upgrades; ``False`` only checks. ``cache_size`` bounds how many
     workflow objects stay in memory between calls (0 turns the cache off). ``limits``
-    bounds what inputs, steps and deployed files may cost (see ``bankflow.Limits``).
+    bounds what inputs, steps and deployed files may cost (see ``bankflow.Limits``;
+    default: ``BANKFLOW_LIMITS`` over the built-in defaults).
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class Engine:
         limits: Limits | None = None,
     ) -> None:
         self.url = database_url(url)
-        self.limits: Limits = limits or DEFAULT_LIMITS
+        self.limits: Limits = limits or limits_from_env()
         self.clock: Clock = clock or SystemClock()
         self._db = Database(self.url)
         try:

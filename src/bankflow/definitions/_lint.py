@@ -20,6 +20,7 @@ from typing import Literal
 
 from lxml import etree
 
+from bankflow._text import shorten
 from bankflow.definitions._bpmn import (
     ACTIVITIES,
     BPMN,
@@ -126,8 +127,8 @@ def _describe(el: etree._Element) -> str:
         label = _WORD_BOUNDARY.sub(" ", kind).lower().replace("sub process", "subprocess")
     name = _attr(el, "name")
     if name:
-        return f'{label} "{name}"'
-    return f"{label} {_id(el) or '(without id)'}"
+        return f'{label} "{shorten(name, 80)}"'
+    return f"{label} {shorten(_id(el), 80) or '(without id)'}"
 
 
 # --- the file and its flow scopes -----------------------------------------------------------

@@ -576,7 +576,8 @@ def _expression_diagnostic(
         line=line,
         element_id=site.element_id,
         rule="expression-parse",
-        message=f"{site.what} of {site.element} (`{quoted}`) is refused by bankflow's "
+        message=f"{site.what} of {shorten(site.element, 80)} (`{quoted}`) is refused by "
+        "bankflow's "
         f"expression language: {error.message}",
     )
 
