@@ -167,6 +167,8 @@ def _main(
         ),
     ] = None,
 ) -> None:
+    if db is not None and not db.strip():  # not silently the default file
+        raise typer.BadParameter("must not be empty", param_hint="--db")
     _state.db_url = db
 
 
@@ -1117,7 +1119,8 @@ def _usage_message(exc: Exception) -> str:
     param = getattr(exc, "param", None)
     message = getattr(exc, "message", "")
     if param is None and message and isinstance(exc, typer.BadParameter):
-        return str(message)  # raised by a command: the message names the option itself
+        hint = getattr(exc, "param_hint", None)  # else the message names the option itself
+        return f"{hint}: {message}" if isinstance(hint, str) else str(message)
     if param is None or not message:
         format_message: Callable[[], str] = getattr(exc, "format_message", lambda: str(exc))
         return format_message()

@@ -178,6 +178,7 @@ CASES: dict[str, tuple[int, str, tuple[Arg, ...]]] = {
     "job-status": (2, "--status", ("jobs", "--status", "bogus")),
     "instance-status": (2, "--status", ("instances", "--status", "bogus")),
     "unknown-option": (2, "--bogus", ("tasks", "--bogus")),
+    "empty-db-url": (2, "--db", ("--db", "", "tasks")),
     # seconds and times
     "worker-lock-nan": (2, "--lock-seconds", ("worker", "--once", "--lock-seconds", "nan")),
     "worker-lock-inf": (2, "--lock-seconds", ("worker", "--once", "--lock-seconds", "inf")),

@@ -39,7 +39,7 @@ from lxml import etree
 from bankflow import Engine
 from bankflow.cli import _parse_data, main
 from bankflow.errors import BankflowError, InvalidData
-from bankflow.language import compile_expression
+from bankflow.language import compile_expression, evaluate_graph, parse_dmn
 from bankflow.models import Diagnostic, ValidationReport
 from bankflow.runtime._data import check_data
 
@@ -452,6 +452,58 @@ def test_expressions_shaped_like_python(text: str) -> None:
 @given(text=_script)
 def test_scripts_shaped_like_python(text: str) -> None:
     run_expression(text, "exec")
+
+
+# -- decision tables: random cells and random data --------------------------------------------
+
+_storable = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**100) + 1, 10**100 - 1),
+        st.decimals(allow_nan=False, allow_infinity=False, places=None),
+        st.text(max_size=12),
+        st.dates(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_unary_tests = st.one_of(
+    st.sampled_from(
+        [
+            "-", "<= 10000", "> 250000", "]10000..250000]", "[1..5)", "not(1, 2)", '"auto"',
+            "null", "10, 20", "< risk_score", "[0..1e999]", "not(-)", ">= date(2024, 1, 1)",
+        ]
+    ),
+    _expression,
+    st.text(max_size=30),
+)  # fmt: skip
+
+
+@fuzz(200)
+@given(data=st.data())
+def test_decision_tables(data: st.DataObject) -> None:
+    """The real decision table, with random cells swapped in, on random storable data:
+    a result or a DmnError (a BankflowError)."""
+    root = etree.fromstring(ORIGINALS["loan_precheck.dmn"])
+    cells = [
+        e for e in root.iter() if isinstance(e.tag, str) and etree.QName(e).localname == "text"
+    ]
+    for _ in range(data.draw(st.integers(0, 3), label="edits")):
+        cell = data.draw(st.sampled_from(cells), label="cell")
+        with contextlib.suppress(ValueError):  # text XML cannot hold
+            cell.text = data.draw(_unary_tests, label="cell text")
+    values = data.draw(
+        st.fixed_dictionaries({"amount": _storable, "risk_score": _storable}), label="data"
+    )
+    with budget():
+        try:
+            decisions = {d.id: d for d in parse_dmn(root)}
+            evaluate_graph(decisions, "loan_precheck", values)
+        except BankflowError:
+            pass
 
 
 # -- (c) the CLI: --data and whole command lines ---------------------------------------------
