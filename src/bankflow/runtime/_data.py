@@ -114,8 +114,9 @@ def _walk(data: Mapping[str, Any], result: dict[str, Any], limits: Limits) -> li
             if len(errors) >= _MAX_ERRORS:
                 break
             continue
-        size += 2 + 2 * count  # brackets, commas and colons
         is_object = type(target) is dict
+        # Brackets, commas and colons, as compact JSON has them: {"a":1,"b":2} has 5.
+        size += (2 * count if is_object else count) + (1 if count else 2)
         for key, value in source.items() if is_object else enumerate(source):
             problem: str | None = None
             if is_object:
