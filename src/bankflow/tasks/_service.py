@@ -120,7 +120,10 @@ class Tasks:
         _inputs.require_id(task_id, "task")
         read, _ = self._read(task_id)
         workflow = _spiff.load_state(
-            read.row["state"], read.definition.runnable, self._executor.script_engine
+            read.row["state"],
+            read.definition.runnable,
+            self._executor.script_engine,
+            state_format=read.row["state_format"],
         )
         return dict(_spiff.task_data(workflow, task_id))
 
