@@ -25,7 +25,7 @@ from rich.table import Table
 
 from bankflow._inputs import MAX_NAME_CHARS, MAX_OFFSET
 from bankflow._inputs import MAX_PAGE_SIZE as MAX_LIMIT
-from bankflow._limits import DEFAULT_LIMITS
+from bankflow._limits import limits_from_env
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
 from bankflow.jobs._external import MAX_DURATION, MAX_RETRIES, MAX_TASKS
@@ -326,21 +326,20 @@ class _RefusedNumber(ValueError):
     """Raised from inside ``json.loads`` for a number bankflow will not take."""
 
 
-def _json_int(literal: str) -> int:
+def _json_int(literal: str, limit: int) -> int:
     digits = len(literal) - literal.startswith("-")
-    limit = DEFAULT_LIMITS.max_number_digits
     if digits > limit:  # checked before int(): 4,301+ digits raise, and cost time
         raise _RefusedNumber(f"an integer of {digits:,} digits; at most {limit} are allowed")
     return int(literal)
 
 
-def _json_decimal(literal: str) -> Decimal:
+def _json_decimal(literal: str, limit: int) -> Decimal:
     """A JSON fraction as an exact Decimal (money), its digits before and after the point
     within the engine's limit (``1e999999`` has a million)."""
-    limit = DEFAULT_LIMITS.max_number_digits
     mantissa = literal.lower().partition("e")[0]
-    if sum(c.isdigit() for c in mantissa) > limit:
-        raise _RefusedNumber(f"a number of more than {limit} digits; at most {limit} are allowed")
+    written = sum(c.isdigit() for c in mantissa)  # at most one more than written out ("0.5")
+    if written > limit + 1:  # before Decimal() reads them all
+        raise _RefusedNumber(f"a number of {written:,} digits; at most {limit} are allowed")
     number = Decimal(literal)
     _sign, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)  # a JSON literal is always finite
@@ -377,9 +376,8 @@ def _no_lone_surrogates(value: Any, option: str) -> None:
             )
 
 
-def _read_argument_file(path: str, option: str) -> str:
-    """``@file`` of ``--data`` and the like: UTF-8 text of bounded size."""
-    cap = 4 * DEFAULT_LIMITS.max_data_bytes  # the limit is on compact JSON; files are indented
+def _read_argument_file(path: str, option: str, cap: int) -> str:
+    """``@file`` of ``--data`` and the like: UTF-8 text of at most ``cap`` bytes."""
     try:
         with open(path, "rb") as file:  # a bounded read: @/dev/zero must not hang
             content = file.read(cap + 1)
@@ -400,10 +398,19 @@ def _parse_data(value: str | None, option: str = "--data") -> dict[str, Any] | N
     Decimals (money); anything else is ``typer.BadParameter`` naming ``option``."""
     if value is None:
         return None
-    text = _read_argument_file(value[1:], option) if value.startswith("@") else value
+    limits = limits_from_env()  # the engine's limits, so both refuse the same numbers
+    if value.startswith("@"):
+        # The limit is on compact JSON; a file may be indented.
+        text = _read_argument_file(value[1:], option, 4 * limits.max_data_bytes)
+    else:
+        text = value
+    digits = limits.max_number_digits
     try:
         data = json.loads(
-            text, parse_int=_json_int, parse_float=_json_decimal, parse_constant=_json_constant
+            text,
+            parse_int=lambda literal: _json_int(literal, digits),
+            parse_float=lambda literal: _json_decimal(literal, digits),
+            parse_constant=_json_constant,
         )
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{option} is not valid JSON: {exc}") from None
