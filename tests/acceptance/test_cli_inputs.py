@@ -311,6 +311,10 @@ CASES: dict[str, tuple[int, str, tuple[Arg, ...]]] = {
 }
 
 
+# The line each case printed on the backend that ran first: the other must print the same.
+FIRST_LINES: dict[str, tuple[str, str]] = {}
+
+
 def _arguments(setup: Setup, args: tuple[Arg, ...]) -> list[Arg]:
     ids = {"{task}": setup.task, "{external}": setup.external, "{instance}": setup.instance}
     return [ids.get(a, a) if isinstance(a, str) else a for a in args]
@@ -329,6 +333,11 @@ def test_bad_input_is_one_line_and_changes_nothing(setup: Setup, case: str) -> N
     assert "internal error" not in line
     assert result.stdout == ""
     assert _fingerprint(setup.db) == before
+    for placeholder, value in (("{task}", setup.task), ("{external}", setup.external)):
+        line = line.replace(value, placeholder)
+    backend = "sqlite" if setup.db.startswith("sqlite") else "postgres"
+    first_backend, first_line = FIRST_LINES.setdefault(case, (backend, line))
+    assert line == first_line, f"{backend} printed {line!r}, {first_backend} {first_line!r}"
 
 
 def test_a_good_call_still_works(setup: Setup) -> None:
