@@ -29,6 +29,7 @@ from bankflow._limits import limits_from_env
 from bankflow.engine import Engine, database_url
 from bankflow.errors import BankflowError, DefinitionError
 from bankflow.jobs._external import MAX_DURATION, MAX_RETRIES, MAX_TASKS
+from bankflow.jobs._worker import DEFAULT_GRACE
 from bankflow.models import (
     Diagnostic,
     Event,
@@ -763,10 +764,20 @@ def worker(
         int,
         typer.Option("--batch", callback=_whole(1, MAX_BATCH), help="Jobs claimed at a time."),
     ] = 20,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            callback=_seconds(allow_zero=True, high=MAX_POLL_SECONDS),
+            help="Seconds a step may run on after SIGTERM before it is interrupted "
+            "(nothing of it written, its job given back).",
+        ),
+    ] = DEFAULT_GRACE,
     as_json: JsonOption = False,
 ) -> None:
     """Fire due timers, call services, deliver messages; one line per job. Stops cleanly
-    on SIGTERM or Ctrl-C after the job in hand."""
+    on SIGTERM or Ctrl-C after the job in hand, interrupting a step still running after
+    --grace seconds."""
     import importlib
     import signal
 
@@ -806,6 +817,7 @@ def worker(
             batch=batch,
             on_outcome=report,
             on_error=lambda message: err.print(escape(message)),
+            grace=grace,
         )
         previous = {
             sig: signal.signal(sig, lambda *_: running.stop())

@@ -444,3 +444,12 @@ def test_doctype_text_inside_cdata_is_not_a_declaration(engine: Engine, tmp_path
     file = write(tmp_path / "portal.bpmn", bpmn(task=with_documentation(note)))
     deployed = engine.definitions.deploy(file)
     assert [(p.key, p.version) for p in deployed.processes] == [("loan", 1)]
+
+
+def test_a_path_that_cannot_even_be_looked_at_is_one_diagnostic(engine: Engine) -> None:
+    """Found by the fuzzer: a file name longer than the system allows raised OSError."""
+    report = engine.definitions.validate(Path("a" * 300 + ".bpmn"))
+    [diagnostic] = report.diagnostics
+    assert (diagnostic.rule, diagnostic.severity) == ("file", "error")
+    assert "cannot be read" in diagnostic.message
+    assert len(diagnostic.file) <= 200

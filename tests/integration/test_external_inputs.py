@@ -111,3 +111,34 @@ def test_the_edges_are_accepted(engine: Engine) -> None:
     until = engine.external.extend_lock(task.id, worker_id="w1", new_duration=0.001)
     assert until == T0 + timedelta(milliseconds=1)
     assert engine.external.fail(task.id, worker_id="w1", error_message="x", retries=1) == "retry"
+
+
+@pytest.mark.parametrize("task_id", ["\ud800", "x" * 100_000, "nul\x00", "not-an-id"])
+def test_a_malformed_task_id_is_not_found_before_any_query(engine: Engine, task_id: str) -> None:
+    from bankflow.errors import NotFound
+
+    with pytest.raises(NotFound):
+        engine.external.complete(task_id, worker_id="w1", variables={})
+    with pytest.raises(NotFound):
+        engine.external.extend_lock(task_id, worker_id="w1", new_duration=60)
+
+
+@pytest.mark.parametrize("worker_id", ["\ud800", "", "w\x00", "w" * 1000])
+def test_a_malformed_worker_id_is_refused(engine: Engine, worker_id: str) -> None:
+    [task] = engine.external.fetch_and_lock(["credit-bureau"], worker_id="w1", lock_duration=60)
+    with pytest.raises(InvalidData, match="worker_id"):
+        engine.external.fetch_and_lock(["credit-bureau"], worker_id=worker_id)
+    with pytest.raises(InvalidData, match="worker_id"):
+        engine.external.complete(task.id, worker_id=worker_id, variables={})
+
+
+@pytest.mark.parametrize("topics", ["credit-bureau", ["\ud800"], [""], [None]])
+def test_malformed_topics_are_refused(engine: Engine, topics: Any) -> None:
+    with pytest.raises(InvalidData, match="topics"):
+        engine.external.fetch_and_lock(topics, worker_id="w1")
+
+
+def test_a_malformed_error_code_is_refused(engine: Engine) -> None:
+    [task] = engine.external.fetch_and_lock(["credit-bureau"], worker_id="w1", lock_duration=60)
+    with pytest.raises(InvalidData, match="error_code"):
+        engine.external.bpmn_error(task.id, worker_id="w1", error_code="\ud800")

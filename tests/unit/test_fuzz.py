@@ -39,7 +39,7 @@ from lxml import etree
 from bankflow import Engine
 from bankflow.cli import _parse_data, main
 from bankflow.errors import BankflowError, InvalidData
-from bankflow.language import compile_expression, evaluate_graph, parse_dmn
+from bankflow.language import ExpressionError, compile_expression, evaluate_graph, parse_dmn
 from bankflow.models import Diagnostic, ValidationReport
 from bankflow.runtime._data import check_data
 
@@ -428,14 +428,12 @@ def test_expressions_from_random_text(text: str, mode: str) -> None:
     run_expression(text, mode)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="found by this fuzzer: a lone surrogate reaches ast.parse in "
-    "language/_expressions.py (owned elsewhere; reported)",
-)
 def test_expression_with_a_lone_surrogate() -> None:
+    """Found by this fuzzer: a lone surrogate reached ``ast.parse`` as a raw
+    UnicodeEncodeError; it is refused like any other text the language cannot read."""
     run_expression("\ud800", "eval")
+    with pytest.raises(ExpressionError, match="lone surrogate"):
+        compile_expression("x = '\udfff'", mode="exec")
 
 
 @fuzz(400)

@@ -77,6 +77,16 @@ def collect(paths: list[Path]) -> tuple[list[SourceFile], list[Diagnostic]]:
     found: list[tuple[Path, str]] = []
     problems: list[Diagnostic] = []
     for path in paths:
+        try:
+            path.stat()
+        except (OSError, ValueError) as exc:  # missing, name too long, no permission...
+            reason = (
+                "no such file or directory"
+                if isinstance(exc, FileNotFoundError)
+                else (f"cannot be read: {getattr(exc, 'strerror', None) or exc}")
+            )
+            problems.append(_error(shorten(str(path), 200), "file", reason))
+            continue
         if path.is_dir():
             inside = sorted(p for p in path.rglob("*") if p.is_file() and _is_definition_file(p))
             if not inside:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from bankflow import _inputs
 from bankflow._clock import Clock
 from bankflow.errors import BpmnError, ConcurrencyError, InvalidData, NotFound
 from bankflow.jobs._service import Jobs
@@ -88,6 +89,11 @@ class ExternalTasks:
         ``MAX_DURATION``); ``InvalidData`` otherwise."""
         lock = _duration(lock_duration, "lock_duration")
         limit = _count(max_tasks, "max_tasks", MAX_TASKS)
+        _inputs.name(worker_id, "worker_id")
+        if isinstance(topics, str) or not isinstance(topics, Sequence):
+            raise _refused("topics", "must be a list of topic names")
+        for topic in topics:
+            _inputs.name(topic, "topics")
         now = self._clock.now()
         until = now + lock
         with self._db.connect(write=True) as conn:
@@ -123,6 +129,7 @@ class ExternalTasks:
         error_message: str | None = None,
         variables: dict[str, Any] | None = None,
     ) -> Instance:
+        _inputs.name(error_code, "error_code")
         job = self._held(task_id, worker_id)
         return self._jobs.apply_bpmn_error(
             job,
@@ -173,6 +180,10 @@ class ExternalTasks:
             return self._held_in(conn, task_id, worker_id)
 
     def _held_in(self, conn: Any, task_id: str, worker_id: str) -> Mapping[Any, Any]:
+        # Checked before any query: a lone surrogate or a megabyte id never reaches the
+        # database (PostgreSQL refused it with a raw encoding error).
+        _inputs.require_id(task_id, "external task")
+        _inputs.name(worker_id, "worker_id")
         row = self._store.job(conn, task_id)
         if row is None or row["kind"] != "external":
             raise NotFound(f"no external task {task_id}", kind="external task", key=task_id)

@@ -1543,6 +1543,14 @@ def _build(text: str, mode: Mode) -> _Program:
     if len(text) > MAX_SOURCE_CHARS:
         raise _Refusal(f"the text is {len(text):,} characters long; the limit is "
                        f"{MAX_SOURCE_CHARS:,}")  # fmt: skip
+    if not text.isascii():
+        try:
+            text.encode()  # the parser reads UTF-8; a lone surrogate has none
+        except UnicodeEncodeError as exc:
+            raise _Refusal(
+                f"the text holds a lone surrogate (not a Unicode character) at character "
+                f"{exc.start + 1}"
+            ) from None
     source = _prepare(text, mode)
     if mode == "eval" or source.written.strip():
         _scan(source.written)
