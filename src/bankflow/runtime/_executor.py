@@ -249,6 +249,15 @@ class Executor:
 
     # -- reads ----------------------------------------------------------------------------
 
+    def _load(self, row: RowMapping, definition: LoadedDefinition) -> Any:
+        """The workflow an instance row stores (never SpiffWorkflow's own migrations)."""
+        return _spiff.load_state(
+            row["state"],
+            definition.runnable,
+            self.script_engine,
+            state_format=row["state_format"],
+        )
+
     def task_data(self, instance_id: str, task_id: str) -> dict[str, Any] | None:
         """A copy of one task's data (what a service handler gets), or None when the
         instance no longer has that task."""
@@ -259,12 +268,7 @@ class Executor:
         definition = self._catalog.get(row["definition_id"])
         workflow = self._cache.checkout(instance_id, row["revision"])
         if workflow is None:
-            workflow = _spiff.load_state(
-                row["state"],
-                definition.runnable,
-                self.script_engine,
-                state_format=row["state_format"],
-            )
+            workflow = self._load(row, definition)
         try:
             return _spiff.task_data_of(workflow, task_id)
         finally:
@@ -345,12 +349,7 @@ class Executor:
         change = action(read)  # validates; raises before anything changed
         workflow = self._cache.checkout(row["id"], row["revision"])
         if workflow is None:
-            workflow = _spiff.load_state(
-                row["state"],
-                read.definition.runnable,
-                self.script_engine,
-                state_format=row["state_format"],
-            )
+            workflow = self._load(row, read.definition)
         now = self._clock.now()
         at = change.at if change.at is not None and change.at > now else now
         failure = change.failure
@@ -395,12 +394,7 @@ class Executor:
         except _Unstorable as bad:
             # The step built a value no database can hold: keep the instance as it was
             # before the step, failed and saying why, so it can be retried, never stuck.
-            workflow = _spiff.load_state(
-                row["state"],
-                read.definition.runnable,
-                self.script_engine,
-                state_format=row["state_format"],
-            )
+            workflow = self._load(row, read.definition)
             with self._db.connect(write=True) as conn:
                 instance = self._persist(
                     conn,
