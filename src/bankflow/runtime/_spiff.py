@@ -95,30 +95,44 @@ def _predict(
     looked_ahead: int = 0,
     mask: int = TaskState.PREDICTED_MASK,
 ) -> None:
-    stack: list[tuple[Any, list[Any], int, frozenset[Any], Iterator[Any] | None]] = [
-        (my_task, [] if seen is None else seen, looked_ahead, frozenset(), None)
+    # ``certain[-1]`` counts the specs of the tasks that will certainly run on the path since
+    # its last predicted task (a predicted task starts a new count): a child whose spec is
+    # in it closes a loop of certain tasks.
+    certain: list[dict[Any, int]] = [{}]
+    stack: list[tuple[Any, list[Any], int, Iterator[Any] | None, bool]] = [
+        (my_task, [] if seen is None else seen, looked_ahead, None, False)
     ]
     while stack:
-        task, path_seen, ahead, definite, children = stack.pop()
+        task, path_seen, ahead, children, predicted = stack.pop()
         spec = task.task_spec
         if children is None:
             if task.has_state(mask):
                 spec._predict_hook(task)
-            if task.has_state(TaskState.PREDICTED_MASK):
+            predicted = task.has_state(TaskState.PREDICTED_MASK)
+            if predicted:
                 path_seen.append(spec)
-                definite = frozenset()
+                certain.append({})
             else:
-                definite = definite | {spec}
+                certain[-1][spec] = certain[-1].get(spec, 0) + 1
             children = iter(list(task.children))
         look_ahead = task.has_state(TaskState.DEFINITE_MASK) or ahead + 1 < spec.lookahead
         for child in children:
             if child.has_state(mask) and child not in path_seen and look_ahead:
-                if child.has_state(TaskState.DEFINITE_MASK) and child.task_spec in definite:
+                if child.has_state(TaskState.DEFINITE_MASK) and child.task_spec in certain[-1]:
                     child.internal_data[_UNPREDICTED] = True  # predicted when it is reached
                     continue
-                stack.append((task, path_seen, ahead, definite, children))
-                stack.append((child, path_seen[:], ahead + 1, definite, None))
+                stack.append((task, path_seen, ahead, children, predicted))
+                stack.append((child, path_seen[:], ahead + 1, None, False))
                 break
+        else:  # every child done: the task leaves the path
+            if predicted:
+                certain.pop()
+            else:
+                left = certain[-1][spec] - 1
+                if left:
+                    certain[-1][spec] = left
+                else:
+                    del certain[-1][spec]
 
 
 _UNPREDICTED = "bankflow_unpredicted"
