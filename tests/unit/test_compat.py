@@ -76,6 +76,53 @@ def test_conditional_flows_from_a_task_become_an_inclusive_split() -> None:
     assert by_id(root, "f1").get("sourceRef") == gateway.get("id")
 
 
+def test_an_activitys_default_flow_is_the_default_of_its_conditional_flows() -> None:
+    """Unconditional flows always run (parallel split); the conditional flows and the
+    default leave an inclusive gateway that carries the default, so the unconditional flow
+    never counts as a condition that holds."""
+    root = doc(
+        "<bpmn:startEvent id='s'/><bpmn:task id='t' default='fd'/>"
+        "<bpmn:task id='a'/><bpmn:task id='b'/><bpmn:task id='c'/>"
+        "<bpmn:sequenceFlow id='f0' sourceRef='s' targetRef='t'/>"
+        "<bpmn:sequenceFlow id='fc' sourceRef='t' targetRef='a'>"
+        "<bpmn:conditionExpression>x &gt; 1</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='fu' sourceRef='t' targetRef='b'/>"
+        "<bpmn:sequenceFlow id='fd' sourceRef='t' targetRef='c'/>"
+    )
+    assert rewrite(root, file="f.bpmn") == []
+    assert by_id(root, "t").get("default") is None
+    [fork] = find(root, "parallelGateway")
+    [choice] = find(root, "inclusiveGateway")
+    assert choice.get("default") == "fd"
+    sources = {f.get("id"): f.get("sourceRef") for f in find(root, "sequenceFlow")}
+    targets = {(f.get("sourceRef"), f.get("targetRef")) for f in find(root, "sequenceFlow")}
+    assert ("t", fork.get("id")) in targets
+    assert (fork.get("id"), choice.get("id")) in targets
+    assert (sources["fu"], sources["fc"], sources["fd"]) == (
+        fork.get("id"),
+        choice.get("id"),
+        choice.get("id"),
+    )
+    for flow in ("fu", "fd"):
+        assert by_id(root, flow).find(f"{{{BPMN}}}conditionExpression") is None
+
+
+def test_an_activitys_default_with_only_conditional_flows_needs_one_gateway() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'/><bpmn:task id='t' default='fd'/>"
+        "<bpmn:task id='a'/><bpmn:task id='c'/>"
+        "<bpmn:sequenceFlow id='f0' sourceRef='s' targetRef='t'/>"
+        "<bpmn:sequenceFlow id='fc' sourceRef='t' targetRef='a'>"
+        "<bpmn:conditionExpression>x &gt; 1</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        "<bpmn:sequenceFlow id='fd' sourceRef='t' targetRef='c'/>"
+    )
+    rewrite(root, file="f.bpmn")
+    assert find(root, "parallelGateway") == []
+    [choice] = find(root, "inclusiveGateway")
+    assert choice.get("default") == "fd"
+    assert by_id(root, "fd").get("sourceRef") == choice.get("id")
+
+
 def test_single_bare_gateway_flow_becomes_the_default() -> None:
     root = doc(
         "<bpmn:startEvent id='s'/><bpmn:exclusiveGateway id='g'/>"

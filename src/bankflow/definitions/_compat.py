@@ -146,7 +146,13 @@ class _Rewriter:
 
     def implicit_splits(self, scope: etree._Element) -> None:
         """An activity or event with several outgoing flows forks: unconditional flows all
-        run (a parallel split), conditional ones run when true (an inclusive split)."""
+        run (a parallel split), conditional ones run when true (an inclusive split).
+
+        An activity's ``default`` flow runs only when none of its conditional flows is
+        true, whatever its unconditional flows do: those leave through a parallel split,
+        and the conditional flows with the default through an inclusive gateway carrying
+        the default (an inclusive gateway's own unconditional flow would count as true and
+        starve the default)."""
         by_source: dict[str, list[etree._Element]] = {}
         for flow in self.flows(scope):
             by_source.setdefault(flow.get("sourceRef", ""), []).append(flow)
@@ -156,21 +162,39 @@ class _Rewriter:
             if kind in GATEWAYS or kind == "startEvent" or len(outgoing) < 2:
                 continue
             conditional = [f for f in outgoing if f.find(q("conditionExpression")) is not None]
-            default = node.get("default")
-            gateway_kind = "inclusiveGateway" if conditional else "parallelGateway"
-            gateway = etree.SubElement(scope, q(gateway_kind))
-            gateway_id = self.new_id(f"{node.get('id')}_implicitSplit")
-            gateway.set("id", gateway_id)
-            for flow in outgoing:
-                flow.set("sourceRef", gateway_id)
-                if conditional and flow.find(q("conditionExpression")) is None:
-                    if flow.get("id") == default:
-                        gateway.set("default", flow.get("id", ""))
-                    else:
-                        _set_condition(flow, "True")
-            if default is not None:
-                del node.attrib["default"]
-            self.add_flow(scope, node.get("id", ""), gateway_id)
+            default = node.attrib.pop("default", None)
+            default_flow = next(
+                (f for f in outgoing if f.get("id") == default and f not in conditional), None
+            )
+            bare = [f for f in outgoing if f not in conditional and f is not default_flow]
+            node_id = node.get("id", "")
+            if not conditional:
+                self._split(scope, node_id, "parallelGateway", outgoing)
+            elif default_flow is None:
+                for flow in bare:
+                    _set_condition(flow, "True")
+                self._split(scope, node_id, "inclusiveGateway", outgoing)
+            elif not bare:
+                choice = self._split(scope, node_id, "inclusiveGateway", outgoing)
+                choice.set("default", default_flow.get("id", ""))
+            else:
+                fork = self._split(scope, node_id, "parallelGateway", bare)
+                choice = self._split(
+                    scope, fork.get("id", ""), "inclusiveGateway", [*conditional, default_flow]
+                )
+                choice.set("default", default_flow.get("id", ""))
+
+    def _split(
+        self, scope: etree._Element, source: str, kind: str, flows: list[etree._Element]
+    ) -> etree._Element:
+        """A ``kind`` gateway after ``source`` that ``flows`` now leave from."""
+        gateway = etree.SubElement(scope, q(kind))
+        gateway_id = self.new_id(f"{source}_implicitSplit")
+        gateway.set("id", gateway_id)
+        for flow in flows:
+            flow.set("sourceRef", gateway_id)
+        self.add_flow(scope, source, gateway_id)
+        return gateway
 
     def gateway_defaults(self, scope: etree._Element) -> None:
         """A forking exclusive/inclusive gateway's flow without a condition is taken when
