@@ -43,6 +43,9 @@ class Site:
     # the waiting task does), "message" (correlating a message does), or "never" (bankflow
     # never evaluates it: deploy checks it all the same).
     reached_by: str = "start"
+    # A rule validate reports on the site's element whatever the expression, because
+    # bankflow refuses the element itself (the expression is still compiled and refused).
+    refused: str | None = None
 
     def bpmn(self, expression: str, *, key: str | None = None) -> str:
         values = {"expr": escape(expression), "attr": quoteattr(expression)}
@@ -132,6 +135,7 @@ SITES: tuple[Site, ...] = (
       <bpmn:completionCondition>{expr}</bpmn:completionCondition>
     </bpmn:adHocSubProcess>""",
         "True",
+        refused="unsupported",
     ),
     Site(
         "conditional-event",

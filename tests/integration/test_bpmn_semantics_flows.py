@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bankflow import Engine, InstanceStatus
+from bankflow import DefinitionError, Engine, InstanceStatus, Severity
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -128,3 +128,140 @@ def test_an_activitys_default_flow_with_conditional_flows_only(db_url: str, tmp_
             started = engine.instances.start("fork", data={"amount": amount})
         assert [t.element_id for t in started.tasks] == waiting
         assert _finish_all(db_url, started.id) == waiting
+
+
+# -- 2. multi-instance and loop counts -----------------------------------------------------
+
+
+def _multi_instance(sequential: bool, cardinality: str) -> str:
+    flag = "true" if sequential else "false"
+    each = _user("each").replace(
+        "/>",
+        f'><bpmn:multiInstanceLoopCharacteristics isSequential="{flag}">'
+        f"<bpmn:loopCardinality>{cardinality}</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>",
+    )
+    return "".join(
+        (
+            '<bpmn:startEvent id="start" name="start"/>',
+            _script("first", "trace = ['first']"),
+            each,
+            _script("after", "trace = trace + ['after']"),
+            '<bpmn:endEvent id="end" name="end"/>',
+            _flow("f0", "start", "first"),
+            _flow("f1", "first", "each"),
+            _flow("f2", "each", "after"),
+            _flow("f3", "after", "end"),
+        )
+    )
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "parallel"])
+def test_a_cardinality_that_evaluates_to_a_count_runs_that_many(
+    db_url: str, tmp_path: Path, sequential: bool
+) -> None:
+    _deploy(db_url, tmp_path, "counted", _multi_instance(sequential, "n"))
+    for n in (2, 0):
+        with fresh(db_url) as engine:
+            started = engine.instances.start("counted", data={"n": n})
+        waiting = [t.element_id for t in started.tasks]
+        assert waiting == ["each"] * (min(n, 1) if sequential else n)
+        assert _finish_all(db_url, started.id) == ["each"] * n
+        with fresh(db_url) as engine:
+            done = engine.instances.get(started.id)
+        assert done.data["trace"] == ["first", "after"]
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "parallel"])
+@pytest.mark.parametrize("n", [-1, 2.5, "2", True], ids=["negative", "fraction", "text", "bool"])
+def test_a_cardinality_that_is_no_count_fails_the_step(
+    db_url: str, tmp_path: Path, sequential: bool, n: object
+) -> None:
+    """Not left running with nothing to wait for (sequential), not completed having run
+    nothing (parallel), not one instance too many (a fraction): the step fails."""
+    _deploy(db_url, tmp_path, "counted", _multi_instance(sequential, "n"))
+    with fresh(db_url) as engine:
+        started = engine.instances.start("counted", data={"n": n})
+    assert started.status == InstanceStatus.FAILED
+    assert started.tasks == ()
+    assert started.failure is not None
+    assert started.failure.element_id == "each"
+    assert 'multi-instance activity "each"' in started.failure.message
+    assert f"is {n!r}" in started.failure.message
+    with fresh(db_url) as engine:
+        again = engine.instances.get(started.id)
+    assert (again.status, again.failure) == (InstanceStatus.FAILED, started.failure)
+
+
+def test_literal_negative_counts_are_refused_at_validate(engine: Engine, tmp_path: Path) -> None:
+    loop = _script("again", "x = 1").replace(
+        "<bpmn:script>", '<bpmn:standardLoopCharacteristics loopMaximum="-2"/><bpmn:script>'
+    )
+    body = _multi_instance(True, "-1").replace(
+        '<bpmn:endEvent id="end" name="end"/>', loop + '<bpmn:endEvent id="end" name="end"/>'
+    )
+    body = body.replace(_flow("f3", "after", "end"), _flow("f3", "after", "again"))
+    body += _flow("f4", "again", "end")
+    path = tmp_path / "counts.bpmn"
+    path.write_text(_process("counts", body), encoding="utf-8")
+    report = engine.definitions.validate(path)
+    errors = [(d.rule, d.element_id) for d in report.diagnostics if d.severity == Severity.ERROR]
+    assert sorted(errors) == [("loop", "again"), ("multi-instance", "each")]
+    with pytest.raises(DefinitionError):
+        engine.definitions.deploy(path)
+    assert engine.definitions.list() == []
+    for fine in ("0", "3", "n"):
+        path.write_text(
+            _process("counts", body.replace(">-1<", f">{fine}<").replace('"-2"', '"2"')),
+            encoding="utf-8",
+        )
+        report = engine.definitions.validate(path)
+        assert [d for d in report.diagnostics if d.severity == Severity.ERROR] == [], fine
+
+
+def test_a_loop_that_waits_carries_on_after_a_reload(db_url: str, tmp_path: Path) -> None:
+    """The loop hears that its iteration completed on an Engine that built the spec anew."""
+    again = _user("again").replace(
+        "/>", '><bpmn:standardLoopCharacteristics loopMaximum="2"/></bpmn:userTask>'
+    )
+    body = _multi_instance(True, "n").replace(
+        '<bpmn:endEvent id="end" name="end"/>', again + '<bpmn:endEvent id="end" name="end"/>'
+    )
+    body = body.replace(_flow("f3", "after", "end"), _flow("f3", "after", "again"))
+    body += _flow("f4", "again", "end")
+    _deploy(db_url, tmp_path, "looped", body)
+    with fresh(db_url) as engine:
+        started = engine.instances.start("looped", data={"n": 1})
+    assert _finish_all(db_url, started.id) == ["each", "again", "again"]
+
+
+# -- 3. ad-hoc sub-processes: refused until bankflow can run them --------------------------
+
+
+def test_an_ad_hoc_sub_process_is_refused_by_name(engine: Engine, tmp_path: Path) -> None:
+    """SpiffWorkflow 3.2 fails as soon as an activity of an ad-hoc sub-process completes
+    (``KeyError: 'data_objects'``) and evaluates its completion condition before anything
+    ran: nothing is deployed that would then stop there."""
+    body = "".join(
+        (
+            '<bpmn:startEvent id="start" name="start"/>',
+            '<bpmn:adHocSubProcess id="triage" name="Triage">',
+            _user("call"),
+            _user("write"),
+            "<bpmn:completionCondition>called and written</bpmn:completionCondition>",
+            "</bpmn:adHocSubProcess>",
+            '<bpmn:endEvent id="end" name="end"/>',
+            _flow("f0", "start", "triage"),
+            _flow("f1", "triage", "end"),
+        )
+    )
+    path = tmp_path / "adhoc.bpmn"
+    path.write_text(_process("adhoc", body), encoding="utf-8")
+    report = engine.definitions.validate(path)
+    [error] = [d for d in report.diagnostics if d.severity == Severity.ERROR]
+    assert (error.rule, error.element_id, error.line) == ("unsupported", "triage", 3)
+    assert "bankflow cannot run ad-hoc sub-processes yet" in error.message
+    assert '"Triage"' in error.message
+    with pytest.raises(DefinitionError):
+        engine.definitions.deploy(path)
+    assert engine.definitions.list() == []

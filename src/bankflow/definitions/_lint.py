@@ -12,6 +12,7 @@ modelling tool produced, however odd.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -486,6 +487,58 @@ def _expressions(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
             yield from _check_script(file, node)
 
 
+def _loop_counts(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A multi-instance cardinality or a loopMaximum written as a number must be a whole
+    number, 0 or more: SpiffWorkflow still runs an activity whose loopMaximum is negative,
+    and a negative cardinality leaves the activity waiting for instances it never creates.
+    Expressions are checked when they run (the step fails on such a value)."""
+    for node in scope.nodes:
+        label = _describe(node)
+        for loop in _children(node, "multiInstanceLoopCharacteristics"):
+            for cardinality in _children(loop, "loopCardinality"):
+                value = _literal(_raw_text(cardinality))
+                if value is not None and not _is_count(value):
+                    yield file.diagnostic(
+                        node,
+                        "multi-instance",
+                        Severity.ERROR,
+                        f"the loop cardinality of {label} is {_quote(_raw_text(cardinality))}: "
+                        "it must be a whole number of instances, 0 or more",
+                    )
+        for loop in _children(node, "standardLoopCharacteristics"):
+            maximum = _attr(loop, "loopMaximum")
+            try:
+                count = int(maximum)
+            except ValueError:
+                continue  # absent, or not a number: the build says so
+            if count < 0:
+                yield file.diagnostic(
+                    node,
+                    "loop",
+                    Severity.ERROR,
+                    f"the loopMaximum of {label} is {count}: it must be a whole number of "
+                    "iterations, 0 or more",
+                )
+
+
+def _literal(text: str) -> object | None:
+    """The value of a text that is a literal (``-1``, ``${2.5}``, ``=3``), else None."""
+    body = text.strip()
+    if body[:2] in ("${", "#{") and body.endswith("}"):
+        body = body[2:-1].strip()
+    elif body.startswith("="):
+        body = body[1:].strip()
+    try:
+        value: object = ast.literal_eval(body)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 # Elements where a token may wait for something outside the engine call (a person, a
 # message, a timer, a worker or a called process), so a loop through one is bounded by that.
 _WAIT_KINDS = frozenset(
@@ -715,6 +768,7 @@ _RULES: tuple[_Rule, ...] = (
     _label_required,
     _human_task_unassigned,
     _loop_without_exit,
+    _loop_counts,
     _expressions,
 )
 

@@ -19,9 +19,16 @@ from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
-from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask, NoneTask, ServiceTask
+from SpiffWorkflow.spiff.specs.defaults import (
+    BusinessRuleTask,
+    NoneTask,
+    ParallelMultiInstanceTask,
+    SequentialMultiInstanceTask,
+    ServiceTask,
+)
 
 from bankflow._stack import deep_call
 from bankflow._text import shorten
@@ -288,19 +295,77 @@ class PassThroughTask(NoneTask):  # type: ignore[misc]
         self.manual = False
 
 
+def _check_cardinality(my_task: Any, value: Any) -> None:
+    """A multi-instance activity's cardinality must evaluate to a whole number, 0 or more.
+
+    SpiffWorkflow creates ``range(cardinality)`` instances: with a negative number a
+    sequential activity waited for instances it never created (the case stayed running
+    with nothing to wait for) and a parallel one completed having run nothing; a fraction
+    ran one instance too many, then waited forever. The step fails instead, naming the
+    activity and the value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return
+    spec = my_task.task_spec
+    label = getattr(spec, "bpmn_name", None) or spec.bpmn_id
+    raise WorkflowTaskException(
+        f'the loop cardinality of multi-instance activity "{shorten(label, 80)}" '
+        f"(`{shorten(' '.join(str(spec.cardinality).split()), 80)}`) is "
+        f"{shorten(repr(value), 80)}: it must be a whole number of instances, 0 or more",
+        task=my_task,
+    )
+
+
+class CountedParallelMultiInstanceTask(ParallelMultiInstanceTask):  # type: ignore[misc]
+    """A parallel multi-instance activity whose cardinality is checked when it starts."""
+
+    def create_children(self, my_task: Any) -> None:
+        if self.data_input is None:
+            _check_cardinality(
+                my_task, my_task.workflow.script_engine.evaluate(my_task, self.cardinality)
+            )
+        super().create_children(my_task)
+
+
+class CountedSequentialMultiInstanceTask(SequentialMultiInstanceTask):  # type: ignore[misc]
+    """A sequential multi-instance activity whose cardinality (evaluated once, when it
+    starts) is checked before the first instance is created."""
+
+    def get_next_index(self, my_task: Any) -> tuple[Any, Any]:
+        _check_cardinality(my_task, my_task.internal_data.get("cardinality"))
+        result: tuple[Any, Any] = super().get_next_index(my_task)
+        return result
+
+
+def _counted(parser_class: Any) -> Any:
+    """``parser_class`` building bankflow's checked multi-instance activities."""
+    return type(
+        parser_class.__name__,
+        (parser_class,),
+        {
+            "PARALLEL_MI_CLASS": CountedParallelMultiInstanceTask,
+            "SEQUENTIAL_MI_CLASS": CountedSequentialMultiInstanceTask,
+        },
+    )
+
+
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
-    """SpiffWorkflow's parser with bankflow's service and business rule tasks; decisions
-    are bankflow's own (``decisions``), not SpiffWorkflow's DMN parser."""
+    """SpiffWorkflow's parser with bankflow's service and business rule tasks and checked
+    multi-instance cardinalities; decisions are bankflow's own (``decisions``), not
+    SpiffWorkflow's DMN parser."""
 
     def __init__(self) -> None:
         super().__init__()
         self.decisions: dict[str, Decision] = {}
 
     OVERRIDE_PARSER_CLASSES = {
-        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("task"): (SpiffTaskParser, PassThroughTask),
-        full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
-        full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
+        tag: (_counted(parser_class), spec_class)
+        for tag, (parser_class, spec_class) in {
+            **SpiffBpmnParser.PARSER_CLASSES,
+            **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+            full_tag("task"): (SpiffTaskParser, PassThroughTask),
+            full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
+            full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
+        }.items()
     }
 
 
@@ -425,6 +490,7 @@ def _build(
             for site in sites
             if (error := _compile_error(site)) is not None
         ]
+        refused += _unsupported(process_parser.node, docs.get(file), file)
         outcome.diagnostics += [d for d in refused if d.severity == Severity.WARNING]
         if any(d.severity == Severity.ERROR for d in refused):
             outcome.diagnostics += [d for d in refused if d.severity == Severity.ERROR]
@@ -436,6 +502,28 @@ def _build(
             if called:
                 outcome.calls.append((file, call.get("id", ""), called))
     return outcome
+
+
+def _unsupported(process: etree._Element, doc: SourceDoc | None, file: str) -> list[Diagnostic]:
+    """What SpiffWorkflow 3.2 builds but cannot run, refused so that no instance starts and
+    then stops there. An ad-hoc sub-process fails as soon as one of its activities
+    completes (its path bookkeeping expects data objects every process has not) and
+    evaluates its completion condition before anything ran."""
+    found = []
+    for node in process.iter(q("adHocSubProcess")):
+        label = node.get("name") or node.get("id") or "ad-hoc sub-process"
+        found.append(
+            Diagnostic(
+                file=file,
+                line=(doc.lines.get(node.get("id", "")) if doc is not None else None)
+                or node.sourceline,
+                element_id=node.get("id"),
+                rule="unsupported",
+                message=f'bankflow cannot run ad-hoc sub-processes yet ("{shorten(label, 80)}"): '
+                "the process is not deployed, so no case can start and then stop here",
+            )
+        )
+    return found
 
 
 # -- expressions SpiffWorkflow will evaluate ---------------------------------------------------
@@ -609,7 +697,26 @@ def _build_process(
         parser.add_bpmn_xml(doc.root, filename=doc.name)
     spec = parser.get_spec(process_key)
     called = parser.get_subprocess_specs(process_key, require_call_activity_specs=False)
-    return spec, {key: value for key, value in called.items() if value is not None}
+    subprocess_specs = {key: value for key, value in called.items() if value is not None}
+    for process in (spec, *subprocess_specs.values()):
+        _connect_loops(process)
+    return spec, subprocess_specs
+
+
+def _connect_loops(process: Any) -> None:
+    """Tell each loop and multi-instance activity when one of its instances completes.
+
+    SpiffWorkflow connects an instance's completion to its loop only when it creates the
+    instance, on the spec object in memory; a spec built afresh for an instance restored
+    from storage knew nothing of it, so an instance that waited (a user task, a timer)
+    completed and its loop never heard: the case stayed running with nothing to wait for.
+    """
+    for task_spec in process.task_specs.values():
+        if not isinstance(task_spec, LoopTask):
+            continue
+        child = process.task_specs.get(task_spec.task_spec)
+        if child is not None and not child.completed_event.is_connected(task_spec.merge_child):
+            child.completed_event.connect(task_spec.merge_child)
 
 
 def _add_decisions(
