@@ -41,12 +41,22 @@ def _walk(
         element_id = _attr(el, "id")
         lane = lanes.get(element_id or "", inherited)
         if element_id is not None:
-            yield _info(el, element_id, process_id, lane)
+            # Only a start event directly in the process starts the process; one in an
+            # event sub-process (or sub-process) starts that, inside a running instance.
+            starts = local_name(container) == "process"
+            yield _info(el, element_id, process_id, lane, starts_process=starts)
         if local_name(el) in SUBPROCESSES:
             yield from _walk(el, process_id, lanes, lane)
 
 
-def _info(el: etree._Element, element_id: str, process_id: str, lane: str | None) -> ElementInfo:
+def _info(
+    el: etree._Element,
+    element_id: str,
+    process_id: str,
+    lane: str | None,
+    *,
+    starts_process: bool = False,
+) -> ElementInfo:
     groups = _split(_attr(el, "candidateGroups", CAMUNDA))
     users = _split(_attr(el, "candidateUsers", CAMUNDA))
     if not groups and not users:
@@ -66,7 +76,7 @@ def _info(el: etree._Element, element_id: str, process_id: str, lane: str | None
         form_key=_attr(el, "formKey", CAMUNDA) or _attr(el, "formRef", CAMUNDA),
         form_fields=tuple(_form_fields(el)),
         line=el.sourceline,
-        trigger=_trigger(el) if local_name(el) == "startEvent" else None,
+        trigger=_trigger(el) if starts_process and local_name(el) == "startEvent" else None,
     )
 
 

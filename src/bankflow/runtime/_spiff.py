@@ -28,7 +28,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -37,9 +37,13 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
+    BoundaryEvent,
+    EventBasedGateway,
+)
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
@@ -47,14 +51,21 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.specs.event_definitions import (
+    ErrorEventDefinition as SpiffErrorEventDefinition,
+)
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 from SpiffWorkflow.workflow import Workflow as SpiffBaseWorkflow
 
 from bankflow._limits import DEFAULT_LIMITS, Limits
+from bankflow.definitions._bpmn import q
 from bankflow.definitions._parser import BankflowServiceTask, build_process
+from bankflow.definitions._source import SourceFile
+from bankflow.definitions._source import parse as parse_source
 from bankflow.errors import BpmnError, DatabaseError, DefinitionError, Interrupted, InvalidData
 from bankflow.language._expressions import ExpressionError, compile_expression
+from bankflow.models import Diagnostic
 from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
 
@@ -331,8 +342,113 @@ class Runnable:
 
 def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) -> Runnable:
     """Build a stored process (and what it calls) exactly as deploy checked it."""
+    sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
+    _mark_interrupting_timer_starts(subprocess_specs, sources)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
+
+
+# -- interrupting timer event sub-processes -----------------------------------------------------
+
+# SpiffWorkflow arms the timer start event of an event sub-process when its scope starts
+# and runs the event sub-process when it fires, but never reads ``isInterrupting``: an
+# interrupting one ran beside the work it must cancel. The flag is read from the source
+# here and marked on the start event's spec; when such a start event fires, the rest of
+# its scope is cancelled (BPMN: the event sub-process replaces the scope's work).
+_INTERRUPTING = "bankflow_interrupting"
+
+
+def _mark_interrupting_timer_starts(
+    subprocess_specs: Mapping[str, Any], sources: Iterable[tuple[str, bytes, str]]
+) -> None:
+    wanted: set[tuple[str, str]] = set()
+    for name, content, kind in sources:
+        if kind != "bpmn":
+            continue
+        root = parse_source(SourceFile(display=name, name=name, content=content))
+        if isinstance(root, Diagnostic):
+            continue
+        for sub in root.iter(q("subProcess")):
+            if (sub.get("triggeredByEvent") or "").strip().lower() != "true":
+                continue
+            for start in sub.iterchildren(q("startEvent")):
+                interrupting = (start.get("isInterrupting") or "true").strip().lower()
+                if interrupting != "false" and start.find(q("timerEventDefinition")) is not None:
+                    wanted.add((sub.get("id") or "", start.get("id") or ""))
+    for sub_spec in subprocess_specs.values():
+        for task_spec in sub_spec.task_specs.values():
+            if isinstance(task_spec, StartEvent) and (sub_spec.name, task_spec.bpmn_id) in wanted:
+                setattr(task_spec, _INTERRUPTING, True)
+
+
+_start_on_complete = StartEvent._on_complete
+
+
+def _start_completed(self: StartEvent, my_task: Any) -> None:
+    _start_on_complete(self, my_task)
+    if getattr(self, _INTERRUPTING, False):
+        _cancel_rest_of_scope(my_task.workflow)
+
+
+def _cancel_rest_of_scope(event_subprocess: Any) -> None:
+    """Cancel everything in the scope of ``event_subprocess`` but the event sub-process:
+    every branch that does not lead to it, from its task up to the scope's root."""
+    if event_subprocess.parent_task_id is None:
+        return
+    scope = event_subprocess.parent_workflow
+    keep = scope.get_task_from_id(event_subprocess.parent_task_id)
+    while keep is not None and keep.parent is not None:
+        for sibling in list(keep.parent.children):
+            if sibling is not keep and sibling.workflow is scope:
+                sibling.cancel()
+        keep = keep.parent
+
+
+StartEvent._on_complete = _start_completed
+
+# An event sub-process whose start event still waits is only active while its scope is:
+# when the rest of the scope has finished, the scope ends and the wait is cancelled (its
+# timer job goes). SpiffWorkflow's end join waited for it, so a finished instance stayed
+# running until the timer fired, and then ran the event sub-process after all.
+_end_join_threshold = _EndJoin._check_threshold_unstructured
+
+
+def _end_join_may_fire(self: _EndJoin, my_task: Any) -> bool:
+    idle = _idle_event_subprocesses(my_task.workflow)
+    if not idle:
+        return bool(_end_join_threshold(self, my_task))
+    skipped = {t.id for task in idle for t in task}  # each idle task and what follows it
+    for task in TaskIterator(
+        my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK, end_at_spec=self.name
+    ):
+        if task is not my_task and task.id not in skipped:
+            return False
+    for task in idle:
+        task.cancel()
+    return True
+
+
+def _idle_event_subprocesses(workflow: Any) -> list[Any]:
+    """The scope's event sub-processes that wait for their start event (SpiffWorkflow
+    starts those with a timer start as branches from the scope's start)."""
+    if not any(isinstance(s, SubWorkflowTask) for s in workflow.spec.start.outputs):
+        return []  # no event sub-process starts with the scope: nothing to walk
+    idle = []
+    for task in workflow.task_tree.children:  # the tree's root is the scope's start
+        if task.state != TaskState.STARTED or not isinstance(task.task_spec, SubWorkflowTask):
+            continue
+        sub = workflow.top_workflow.subprocesses.get(task.id)
+        if sub is None or sub.completed:
+            continue
+        active = [t for t in sub.tasks.values() if t.state & (_ACTIVE_STATES | TaskState.STARTED)]
+        if active and all(
+            t.state == TaskState.WAITING and isinstance(t.task_spec, StartEvent) for t in active
+        ):
+            idle.append(task)
+    return idle
+
+
+_EndJoin._check_threshold_unstructured = _end_join_may_fire
 
 
 # Which tasks of a workflow are READY or WAITING, kept up to date as their states change, so
@@ -648,6 +764,73 @@ def _task_error(task: Any, error: ExpressionError) -> WorkflowTaskException:
 def _origin(task: Any) -> str:
     spec = task.task_spec
     return f"{getattr(spec, 'bpmn_id', spec.name)}"
+
+
+# -- events thrown inside the process --------------------------------------------------------
+
+
+# An error nobody catches ends up in the workflow's list of events for the outside world,
+# which only ever carries messages: the instance used to complete as if nothing happened.
+# BPMN (and Camunda) fail it instead, at the element that threw the error.
+def _throw_error(self: ErrorEventDefinition, my_task: Any) -> None:
+    top = my_task.workflow.top_workflow
+    before = len(top.bpmn_events)
+    _error_throws[type(self)](self, my_task)
+    uncaught = [e for e in top.bpmn_events[before:] if e.event_definition is self]
+    if not uncaught:
+        return
+    top.bpmn_events[before:] = [e for e in top.bpmn_events[before:] if e not in uncaught]
+    name = f" ({self.name})" if self.name and self.name != self.code else ""
+    exc = WorkflowTaskException(
+        f"{_origin(my_task)} threw BPMN error {self.code!r}{name} and no error boundary "
+        "event or error event sub-process catches it",
+        task=my_task,
+    )
+    exc.error_type = "UncaughtBpmnError"
+    raise exc
+
+
+_error_throws = {cls: cls.throw for cls in (ErrorEventDefinition, SpiffErrorEventDefinition)}
+for _error_class in _error_throws:
+    _error_class.throw = _throw_error
+
+# An interrupting boundary event of a sub-process that catches an event thrown inside it
+# (an escalation from an intermediate throw event, say) takes effect at once: SpiffWorkflow
+# only noticed it after the sub-process had run on (the throw event's outgoing path too),
+# so work the interruption cancels in BPMN had already happened.
+_throwing_on_complete = ThrowingEvent._on_complete
+
+
+def _throwing_completed(self: ThrowingEvent, my_task: Any) -> None:
+    _throwing_on_complete(self, my_task)
+    for boundary in _interrupting_catchers(my_task):
+        if boundary.state == TaskState.READY:  # a sibling's join may have cancelled it
+            _spend(boundary)
+            boundary.run()  # its join cancels the sub-process, as it would have later
+
+
+def _interrupting_catchers(my_task: Any) -> list[Any]:
+    """Interrupting boundary events of the sub-processes around ``my_task`` that caught
+    an event (SpiffWorkflow makes a catching boundary event READY) and have not run."""
+    found = []
+    workflow = my_task.workflow
+    while workflow.parent_task_id is not None:
+        parent = workflow.parent_workflow
+        activity = parent.get_task_from_id(workflow.parent_task_id)
+        split = activity.parent if activity is not None else None
+        if split is not None and isinstance(split.task_spec, BoundaryEventSplit):
+            found += [
+                t
+                for t in split.children
+                if isinstance(t.task_spec, BoundaryEvent)
+                and t.task_spec.cancel_activity
+                and t.state == TaskState.READY
+            ]
+        workflow = parent
+    return found
+
+
+ThrowingEvent._on_complete = _throwing_completed
 
 
 def _throw_bpmn_error(task: Any, error: BpmnError, service: str) -> None:
