@@ -775,7 +775,9 @@ def _origin(task: Any) -> str:
 def _throw_error(self: ErrorEventDefinition, my_task: Any) -> None:
     top = my_task.workflow.top_workflow
     before = len(top.bpmn_events)
-    _error_throws[type(self)](self, my_task)
+    # The class's own throw (SpiffWorkflow's spiff variant throws without a target).
+    original = next(_error_throws[c] for c in type(self).__mro__ if c in _error_throws)
+    original(self, my_task)
     uncaught = [e for e in top.bpmn_events[before:] if e.event_definition is self]
     if not uncaught:
         return
