@@ -427,3 +427,48 @@ def test_work_done_before_the_timer_ends_the_event_sub_process_wait(
             ("instance_completed", None),
         ]
     assert steps.trace == ["finish"]
+
+
+def timer_started_and_watched(key: str) -> str:
+    """A process started by its own timer start event at 10:00, with the timer event
+    sub-process of ``timer_event_sub_process``."""
+    watched = timer_event_sub_process(key, interrupting=True)
+    return watched.replace(
+        '<bpmn:startEvent id="start"/>',
+        '<bpmn:startEvent id="start"><bpmn:timerEventDefinition>'
+        "<bpmn:timeDate>2026-12-01T10:00:00Z</bpmn:timeDate></bpmn:timerEventDefinition>"
+        "</bpmn:startEvent>",
+    )
+
+
+def test_the_process_timer_start_does_not_fire_the_event_sub_process_timer(steps: Steps) -> None:
+    steps.deploy("timed", timer_started_and_watched("timed"))
+    with steps.engine() as engine:
+        assert [(j.kind, j.element_id) for j in engine.jobs.list()] == [("start_timer", "start")]
+    steps.clock.set(T0 + timedelta(hours=1))
+    with steps.engine() as engine:
+        run = engine.jobs.run_due()
+        assert [(o.result, o.kind, o.element_id) for o in run.outcomes] == [
+            ("started", "start_timer", "start")
+        ]
+    with steps.engine() as engine:
+        [listed] = engine.instances.list()
+        started = engine.instances.get(listed.id)
+        assert [t.element_id for t in started.tasks] == ["work"]
+        assert history(engine, started.id) == [("instance_started", None), ("task_created", "work")]
+        # The event sub-process's timer runs from the instance's start, an hour later.
+        assert [(j.kind, j.element_id, j.due_at) for j in engine.jobs.list()] == [
+            ("timer", "late", T0 + timedelta(hours=2))
+        ]
+    assert steps.trace == []
+
+
+def test_a_timer_started_process_started_by_hand_begins_at_once(steps: Steps) -> None:
+    steps.deploy("timed", timer_started_and_watched("timed"))
+    with steps.engine() as engine:
+        started = engine.instances.start("timed")
+        assert [t.element_id for t in started.tasks] == ["work"]
+        assert [
+            (j.kind, j.element_id, j.due_at) for j in engine.jobs.list(instance_id=started.id)
+        ] == [("timer", "late", T0 + timedelta(hours=1))]
+    assert steps.trace == []

@@ -451,6 +451,16 @@ def _idle_event_subprocesses(workflow: Any) -> list[Any]:
 _EndJoin._check_threshold_unstructured = _end_join_may_fire
 
 
+def _waiting_event_subprocess_tasks(workflow: Any) -> set[UUID]:
+    """The ids of the tasks of event sub-processes that wait for their start event: they
+    are not work a process started by hand has begun."""
+    ids = set()
+    for task in _idle_event_subprocesses(workflow):
+        ids.add(task.id)
+        ids.update(workflow.top_workflow.subprocesses[task.id].tasks)
+    return ids
+
+
 # Which tasks of a workflow are READY or WAITING, kept up to date as their states change, so
 # the engine loop finds the next task to run without scanning every task the workflow ever
 # had: a loop of n steps cost O(n^2) (10,000 steps took two minutes), now O(n).
@@ -1203,13 +1213,14 @@ def fire_start_timers(workflow: BpmnWorkflow, *, unless_started: bool = False) -
     starts = [
         t
         for t in list(workflow.event_manager.tasks.values())
-        if isinstance(t.task_spec, StartEvent)
+        if t.workflow is workflow  # an event sub-process's timer start is not the process's
+        and isinstance(t.task_spec, StartEvent)
         and isinstance(t.task_spec.event_definition, TimerEventDefinition)
     ]
     if not starts:
         return
     if unless_started:
-        ids = {t.id for t in starts}
+        ids = {t.id for t in starts} | _waiting_event_subprocess_tasks(workflow)
         others = [
             t
             for wf in (workflow, *workflow.subprocesses.values())
