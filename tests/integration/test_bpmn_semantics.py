@@ -179,6 +179,86 @@ def test_an_error_caught_by_a_boundary_event_takes_the_catching_path(steps: Step
     assert steps.trace == ["inner", "handle"]
 
 
+def event_sub_process(key: str, definition: str, *, interrupting: bool, nested: bool) -> str:
+    """Two people work in parallel; when ``prepare`` is done, ``a`` runs and an end event
+    throws ``definition``, which the start event of the event sub-process catches (it then
+    runs ``handle``). ``nested``: all of it inside a sub-process followed by ``normal``."""
+    flag = "true" if interrupting else "false"
+    scope = (
+        '<bpmn:startEvent id="scope_start"/><bpmn:parallelGateway id="fork"/>'
+        '<bpmn:userTask id="work" camunda:candidateGroups="cs"/><bpmn:endEvent id="worked"/>'
+        '<bpmn:userTask id="prepare" camunda:candidateGroups="cs"/>'
+        + service("a")
+        + f'<bpmn:endEvent id="raise">{definition}</bpmn:endEvent>'
+        + flows("scope_start>fork", "fork>work", "work>worked", "fork>prepare")
+        + flows("prepare>a", "a>raise")
+        + '<bpmn:subProcess id="on_event" triggeredByEvent="true">'
+        + f'<bpmn:startEvent id="caught" isInterrupting="{flag}">{definition}</bpmn:startEvent>'
+        + service("handle")
+        + '<bpmn:endEvent id="handled"/>'
+        + flows("caught>handle", "handle>handled")
+        + "</bpmn:subProcess>"
+    )
+    if not nested:
+        return process(key, scope)
+    return process(
+        key,
+        f'<bpmn:startEvent id="start"/><bpmn:subProcess id="sub">{scope}</bpmn:subProcess>'
+        + service("normal")
+        + '<bpmn:endEvent id="end"/>'
+        + flows("start>sub", "sub>normal", "normal>end"),
+    )
+
+
+def start_and_complete_prepare(steps: Steps, key: str) -> tuple[str, str]:
+    """Start, then complete ``prepare``: returns the instance id and the work task id."""
+    with steps.engine() as engine:
+        started = engine.instances.start(key)
+        tasks = {t.element_id: t.id for t in started.tasks}
+        assert sorted(tasks) == ["prepare", "work"]  # the event sub-process waits
+        assert engine.jobs.list() == []
+    assert steps.trace == []
+    with steps.engine() as engine:
+        engine.tasks.complete(tasks["prepare"], user="ann", groups=["cs"])
+    return started.id, tasks["work"]
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["in-the-process", "in-a-sub-process"])
+def test_an_error_event_sub_process_catches_the_error_and_interrupts(
+    steps: Steps, nested: bool
+) -> None:
+    steps.deploy("on_error", event_sub_process("on_error", ERROR, interrupting=True, nested=nested))
+    instance_id, _ = start_and_complete_prepare(steps, "on_error")
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
+        events = history(engine, instance_id)
+        assert sorted(events[1:3]) == [("task_created", "prepare"), ("task_created", "work")]
+        assert [events[0], *events[3:]] == [
+            ("instance_started", None),
+            ("task_completed", "prepare"),
+            ("task_cancelled", "work"),
+            ("instance_completed", None),
+        ]
+        assert engine.incidents.list() == []
+    assert steps.trace == (["a", "handle", "normal"] if nested else ["a", "handle"])
+
+
+def test_a_non_interrupting_escalation_event_sub_process_runs_beside_the_work(
+    steps: Steps,
+) -> None:
+    source = event_sub_process("on_escalation", ESCALATION, interrupting=False, nested=True)
+    steps.deploy("on_escalation", source)
+    instance_id, work = start_and_complete_prepare(steps, "on_escalation")
+    assert steps.trace == ["a", "handle"]
+    with steps.engine() as engine:
+        running = engine.instances.get(instance_id)
+        assert [t.id for t in running.tasks] == [work]
+        done = engine.tasks.complete(work, user="ann", groups=["cs"])
+        assert done.status == InstanceStatus.COMPLETED
+    assert steps.trace == ["a", "handle", "normal"]
+
+
 UNCAUGHT_ESCALATION = process(
     "uncaught_escalation",
     '<bpmn:startEvent id="start"/>'

@@ -32,6 +32,7 @@ from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
@@ -53,6 +54,9 @@ from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import (
     ErrorEventDefinition as SpiffErrorEventDefinition,
+)
+from SpiffWorkflow.spiff.specs.event_definitions import (
+    EscalationEventDefinition as SpiffEscalationEventDefinition,
 )
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskIterator, TaskState
@@ -348,20 +352,24 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
 
-# -- interrupting timer event sub-processes -----------------------------------------------------
+# -- event sub-processes --------------------------------------------------------------------
 
 # SpiffWorkflow arms the timer start event of an event sub-process when its scope starts
 # and runs the event sub-process when it fires, but never reads ``isInterrupting``: an
-# interrupting one ran beside the work it must cancel. The flag is read from the source
-# here and marked on the start event's spec; when such a start event fires, the rest of
-# its scope is cancelled (BPMN: the event sub-process replaces the scope's work).
+# interrupting one ran beside the work it must cancel. Its parser also reads no error or
+# escalation definition on a start event: such a start was a none start, so the event
+# sub-process ran as soon as the instance started, whatever happened. Both are read from
+# the source here: the start event catches its error or escalation (waiting from the
+# start of its scope, like a timer start), and an interrupting one is marked; when it
+# fires, the rest of its scope is cancelled (BPMN: the event sub-process replaces the
+# scope's work).
 _INTERRUPTING = "bankflow_interrupting"
 
 
 def _mark_interrupting_timer_starts(
     subprocess_specs: Mapping[str, Any], sources: Iterable[tuple[str, bytes, str]]
 ) -> None:
-    wanted: set[tuple[str, str]] = set()
+    wanted: dict[tuple[str, str], tuple[bool, Any]] = {}
     for name, content, kind in sources:
         if kind != "bpmn":
             continue
@@ -372,13 +380,47 @@ def _mark_interrupting_timer_starts(
             if (sub.get("triggeredByEvent") or "").strip().lower() != "true":
                 continue
             for start in sub.iterchildren(q("startEvent")):
-                interrupting = (start.get("isInterrupting") or "true").strip().lower()
-                if interrupting != "false" and start.find(q("timerEventDefinition")) is not None:
-                    wanted.add((sub.get("id") or "", start.get("id") or ""))
+                interrupting = (start.get("isInterrupting") or "true").strip().lower() != "false"
+                key = (sub.get("id") or "", start.get("id") or "")
+                caught = _caught_by_start(root, start)
+                if caught is not None:
+                    # An error start event always interrupts.
+                    wanted[key] = (interrupting or caught[0] == "error", caught[1])
+                elif interrupting and start.find(q("timerEventDefinition")) is not None:
+                    wanted[key] = (True, None)
     for sub_spec in subprocess_specs.values():
         for task_spec in sub_spec.task_specs.values():
-            if isinstance(task_spec, StartEvent) and (sub_spec.name, task_spec.bpmn_id) in wanted:
+            found = wanted.get((sub_spec.name, getattr(task_spec, "bpmn_id", None) or ""))
+            if not isinstance(task_spec, StartEvent) or found is None:
+                continue
+            interrupting, definition = found
+            if definition is not None:
+                if not isinstance(task_spec.event_definition, NoneEventDefinition):
+                    continue  # SpiffWorkflow read the definition itself
+                task_spec.event_definition = definition
+            if interrupting:
                 setattr(task_spec, _INTERRUPTING, True)
+
+
+def _caught_by_start(root: Any, start: Any) -> tuple[str, Any] | None:
+    """The error or escalation a start event catches, as the definition SpiffWorkflow's
+    throw events use (matched by class and code; no code catches every one)."""
+    for kind, definition_class, ref_attr, code_attr in (
+        ("error", SpiffErrorEventDefinition, "errorRef", "errorCode"),
+        ("escalation", SpiffEscalationEventDefinition, "escalationRef", "escalationCode"),
+    ):
+        found = start.find(q(f"{kind}EventDefinition"))
+        if found is None:
+            continue
+        ref = (found.get(ref_attr) or "").strip()
+        code = None
+        label = ref or kind
+        for element in root.iter(q(kind)):
+            if ref and element.get("id") == ref:
+                code = (element.get(code_attr) or "").strip() or None
+                label = element.get("name") or ref
+        return kind, definition_class(label, code=code)
+    return None
 
 
 _start_on_complete = StartEvent._on_complete
@@ -515,6 +557,20 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
     task states change instead of walking the tree from the root for every step: the same
     order (tasks are created in tree order) without the quadratic cost a long loop or a
     long chain otherwise pays."""
+
+    def do_engine_steps(
+        self, will_complete_task: Any = None, did_complete_task: Any = None
+    ) -> None:
+        super().do_engine_steps(will_complete_task, did_complete_task)
+        # SpiffWorkflow's round ends when the process itself ran nothing, even if a task
+        # in a sub-process ran something a deeper one now has READY (an event
+        # sub-process that caught an error thrown in its sub-process): run those too.
+        while any(
+            not t.task_spec.manual
+            for sub in self.get_active_subprocesses()
+            for t in _in_state(sub, TaskState.READY)
+        ):
+            super().do_engine_steps(will_complete_task, did_complete_task)
 
     def update_waiting_tasks(self) -> None:
         for task in _in_state(self, TaskState.WAITING):
