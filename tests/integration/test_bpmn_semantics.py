@@ -1,6 +1,7 @@
 """BPMN semantics SpiffWorkflow gets subtly wrong, on both backends (issue 10, "no silent
-wrong results"): an error nobody catches, an interrupting escalation boundary event on a
-sub-process, a timer start event inside an event sub-process.
+wrong results"): an error nobody catches, error and escalation event sub-processes, an
+interrupting escalation boundary event on a sub-process, a timer start event inside an
+event sub-process.
 
 Service tasks record what ran in ``trace`` (a handler per element, named by its
 ``camunda:delegateExpression``), so each test asserts the exact order of what ran. Every
