@@ -565,12 +565,21 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
         # SpiffWorkflow's round ends when the process itself ran nothing, even if a task
         # in a sub-process ran something a deeper one now has READY (an event
         # sub-process that caught an error thrown in its sub-process): run those too.
-        while any(
-            not t.task_spec.manual
+        waiting = self._ready_in_subprocesses()
+        while waiting:
+            super().do_engine_steps(will_complete_task, did_complete_task)
+            now_ready = self._ready_in_subprocesses()
+            if now_ready == waiting:  # nothing ran: stop rather than spin
+                break
+            waiting = now_ready
+
+    def _ready_in_subprocesses(self) -> set[UUID]:
+        return {
+            t.id
             for sub in self.get_active_subprocesses()
             for t in _in_state(sub, TaskState.READY)
-        ):
-            super().do_engine_steps(will_complete_task, did_complete_task)
+            if not t.task_spec.manual
+        }
 
     def update_waiting_tasks(self) -> None:
         for task in _in_state(self, TaskState.WAITING):
