@@ -672,3 +672,181 @@ def test_a_long_chain_is_walked_without_recursion() -> None:
     [diagnostic] = [d for d in lint(bpmn(body)) if d.rule == "loop-no-exit"]
     assert diagnostic.severity == WARNING
     assert "and 19,996 more" in diagnostic.message
+
+
+# --- unsupported -----------------------------------------------------------------------------
+
+CONDITION = (
+    "<bpmn:conditionalEventDefinition><bpmn:condition>x &gt; 5</bpmn:condition>"
+    "</bpmn:conditionalEventDefinition>"
+)
+SIGNAL = '<bpmn:signalEventDefinition signalRef="Alarm"/>'
+
+
+def with_globals(text: str, elements: str) -> str:
+    """``text`` with ``elements`` at the top of ``<definitions>``, before the process."""
+    return text.replace("\n  <bpmn:process ", f"\n  {elements}\n  <bpmn:process ", 1)
+
+
+@pytest.mark.parametrize(
+    ("extra", "element_id", "severity", "message"),
+    [
+        (
+            '<bpmn:complexGateway id="Route" name="Route"/>',
+            "Route",
+            ERROR,
+            'complex gateway "Route" is not supported by bankflow yet: use an inclusive gateway',
+        ),
+        (
+            '<bpmn:intermediateCatchEvent id="Go" name="Go">'
+            "<bpmn:eventDefinitionRef>Def</bpmn:eventDefinitionRef>"
+            "</bpmn:intermediateCatchEvent>",
+            "Go",
+            ERROR,
+            'intermediate catch event "Go" refers to a global event definition '
+            "(eventDefinitionRef), which bankflow does not support yet",
+        ),
+        (
+            f'<bpmn:intermediateCatchEvent id="Big" name="Big">{CONDITION}'
+            "</bpmn:intermediateCatchEvent>",
+            "Big",
+            ERROR,
+            'intermediate catch event "Big" is a conditional event, which bankflow does not '
+            "support yet (the condition is not evaluated again when data changes, so the "
+            "instance waits there forever)",
+        ),
+        (
+            f'<bpmn:boundaryEvent id="Big" name="Big" attachedToRef="Approve">{CONDITION}'
+            "</bpmn:boundaryEvent>",
+            "Big",
+            WARNING,
+            'boundary event "Big" is a conditional event, which bankflow does not support '
+            "yet (the condition is not evaluated again when data changes, so it never fires)",
+        ),
+        (
+            '<bpmn:subProcess id="OnBig" name="On big" triggeredByEvent="true">'
+            f'<bpmn:startEvent id="Big" name="Big">{CONDITION}</bpmn:startEvent>'
+            "</bpmn:subProcess>",
+            "Big",
+            WARNING,
+            'start event "Big" is a conditional event',
+        ),
+        (
+            f'<bpmn:startEvent id="Alarmed" name="Alarmed">{SIGNAL}</bpmn:startEvent>',
+            "Alarmed",
+            ERROR,
+            'start event "Alarmed" is a signal start event, which bankflow does not support '
+            "yet (no instance is started by a signal): use a message start event",
+        ),
+        (
+            f'<bpmn:intermediateCatchEvent id="Alarmed" name="Alarmed">{SIGNAL}'
+            "</bpmn:intermediateCatchEvent>",
+            "Alarmed",
+            ERROR,
+            'intermediate catch event "Alarmed" catches a signal this process never throws, '
+            "and signals between instances are not supported by bankflow yet (the instance "
+            "waits there forever): use a message",
+        ),
+        (
+            f'<bpmn:boundaryEvent id="Alarmed" name="Alarmed" attachedToRef="Approve">{SIGNAL}'
+            "</bpmn:boundaryEvent>",
+            "Alarmed",
+            WARNING,
+            "signals between instances are not supported by bankflow yet (it never fires)",
+        ),
+        (
+            '<bpmn:receiveTask id="Wait" name="Wait" instantiate="true"/>',
+            "Wait",
+            ERROR,
+            'receive task "Wait" instantiates the process (instantiate="true"), which '
+            "bankflow does not support yet: use a message start event",
+        ),
+        (
+            '<bpmn:task id="Twice" name="Twice" startQuantity="2"/>',
+            "Twice",
+            ERROR,
+            'task "Twice" has startQuantity=2, which bankflow does not support yet',
+        ),
+        (
+            '<bpmn:task id="Twice" name="Twice" completionQuantity="2"/>',
+            "Twice",
+            ERROR,
+            'task "Twice" has completionQuantity=2, which bankflow does not support yet',
+        ),
+        (
+            '<bpmn:task id="Each" name="Each"><bpmn:multiInstanceLoopCharacteristics '
+            'behavior="One"><bpmn:loopCardinality>2</bpmn:loopCardinality>'
+            "</bpmn:multiInstanceLoopCharacteristics></bpmn:task>",
+            "Each",
+            ERROR,
+            'task "Each" has the multi-instance behavior "One", which bankflow does not '
+            "support yet (it throws no events from instances): leave the default, All",
+        ),
+    ],
+)
+def test_unsupported_construct_is_named(
+    extra: str, element_id: str, severity: Severity, message: str
+) -> None:
+    (diagnostic,) = expect(bpmn(CLEAN + extra), "unsupported", severity, element_id)
+    assert message in diagnostic.message
+
+
+def test_unsupported_link_events() -> None:
+    text = bpmn(
+        CLEAN
+        + """
+    <bpmn:intermediateThrowEvent id="GoTo" name="To B"><bpmn:linkEventDefinition name="B"/>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:intermediateCatchEvent id="Arrive" name="B"><bpmn:linkEventDefinition name="B"/>
+    </bpmn:intermediateCatchEvent>"""
+    )
+    throw, catch = expect(text, "unsupported", ERROR, "GoTo", "Arrive")
+    assert throw.message.startswith(
+        'intermediate throw event "To B" is a link event, which bankflow does not support yet'
+    )
+    assert "draw a sequence flow instead" in catch.message
+
+
+def test_unsupported_call_of_a_global_task() -> None:
+    call = '<bpmn:callActivity id="Call" name="Check" calledElement="Shared"/>'
+    text = with_globals(bpmn(CLEAN + call), '<bpmn:globalScriptTask id="Shared" name="Shared"/>')
+    (diagnostic,) = expect(text, "unsupported", ERROR, "Call")
+    assert 'call activity "Check" calls the global task Shared' in diagnostic.message
+    assert found(bpmn(CLEAN + call), "unsupported") == []  # a process of that id: fine
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # what bankflow runs: defaults written out, and a signal thrown in the same instance
+        '<bpmn:task id="T" name="T" startQuantity="1" completionQuantity="1"/>',
+        '<bpmn:receiveTask id="R" name="R" instantiate="false"/>',
+        '<bpmn:task id="M" name="M"><bpmn:multiInstanceLoopCharacteristics behavior="All">'
+        "<bpmn:loopCardinality>2</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:task>",
+        f'<bpmn:intermediateThrowEvent id="Raise" name="Raise">{SIGNAL}'
+        f'</bpmn:intermediateThrowEvent><bpmn:boundaryEvent id="B" name="B" '
+        f'attachedToRef="Approve">{SIGNAL}</bpmn:boundaryEvent>'
+        f'<bpmn:subProcess id="S" name="S"><bpmn:intermediateCatchEvent id="C" name="C">'
+        f"{SIGNAL}</bpmn:intermediateCatchEvent></bpmn:subProcess>",
+        f'<bpmn:subProcess id="OnAlarm" name="On alarm" triggeredByEvent="true">'
+        f'<bpmn:startEvent id="A" name="A">{SIGNAL}</bpmn:startEvent></bpmn:subProcess>'
+        f'<bpmn:endEvent id="Raise" name="Raise">{SIGNAL}</bpmn:endEvent>',
+        '<bpmn:startEvent id="Msg" name="Msg"><bpmn:messageEventDefinition/></bpmn:startEvent>',
+    ],
+)
+def test_unsupported_quiet_on_what_bankflow_runs(extra: str) -> None:
+    assert found(bpmn(CLEAN + extra), "unsupported") == []
+
+
+def test_a_signal_thrown_by_a_called_process_of_the_file_is_caught() -> None:
+    catch = f'<bpmn:intermediateCatchEvent id="C" name="C">{SIGNAL}</bpmn:intermediateCatchEvent>'
+    call = '<bpmn:callActivity id="Call" name="Call" calledElement="Child"/>'
+    child = (
+        '<bpmn:process id="Child" isExecutable="true"><bpmn:startEvent id="CS" name="CS"/>'
+        f'<bpmn:endEvent id="CE" name="CE">{SIGNAL}</bpmn:endEvent></bpmn:process>'
+    )
+    text = bpmn(CLEAN + catch + call).replace("</bpmn:definitions>", child + "</bpmn:definitions>")
+    assert found(text, "unsupported") == []
+    text = bpmn(CLEAN + catch).replace("</bpmn:definitions>", child + "</bpmn:definitions>")
+    expect(text, "unsupported", ERROR, "C")  # another process, not called: another instance

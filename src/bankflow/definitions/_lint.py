@@ -635,6 +635,137 @@ def _cycles(edges: dict[str, list[str]]) -> list[list[str]]:
     return found
 
 
+_GLOBAL_TASKS = frozenset(
+    {
+        "globalTask",
+        "globalUserTask",
+        "globalManualTask",
+        "globalScriptTask",
+        "globalBusinessRuleTask",
+    }
+)
+_SIGNAL_CATCHES = frozenset({"startEvent", "intermediateCatchEvent", "boundaryEvent"})
+
+
+def _process_of(el: etree._Element) -> etree._Element:
+    node: etree._Element | None = el
+    while node is not None and _kind(node) != "process":
+        node = node.getparent()
+    return node if node is not None else el
+
+
+def _signal_key(definition: etree._Element) -> str:
+    """What SpiffWorkflow matches a signal by: the name of the referenced signal (the
+    reference itself when it names no signal of the file)."""
+    ref = _attr(definition, "signalRef")
+    root = definition.getroottree().getroot()
+    for signal in _children(root, "signal"):
+        if ref and _id(signal) == ref:
+            return _attr(signal, "name") or ref
+    return ref
+
+
+def _thrown_signals(process: etree._Element) -> set[str]:
+    """The signals a process throws, with those of the processes of the file it calls."""
+    root = process.getroottree().getroot()
+    processes = {_id(p): p for p in _children(root, "process")}
+    seen: set[str] = set()
+    todo = [process]
+    thrown: set[str] = set()
+    while todo:
+        current = todo.pop()
+        for kind in ("intermediateThrowEvent", "endEvent"):
+            for event in _descendants(current, kind):
+                for definition in _children(event, "signalEventDefinition"):
+                    thrown.add(_signal_key(definition))
+        for call in _descendants(current, "callActivity"):
+            called = _attr(call, "calledElement")
+            if called in processes and called not in seen:
+                seen.add(called)
+                todo.append(processes[called])
+    return thrown
+
+
+def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Constructs SpiffWorkflow 3.2 builds but bankflow cannot run as BPMN means: each
+    deploys and then stalls, fails or silently does something else, so it is refused by
+    name. A boundary event or event sub-process start that can never fire only warns: the
+    rest of the process runs as drawn, just never takes that extra path."""
+    root = scope.element.getroottree().getroot()
+    global_tasks = {_id(el) for el in _children(root) if _kind(el) in _GLOBAL_TASKS} - {""}
+    for node in scope.nodes:
+        kind, what = _kind(node), _describe(node)
+        problem, severity = "", Severity.ERROR
+        extra_path = kind == "boundaryEvent" or (
+            kind == "startEvent" and _is_event_subprocess(scope.element)
+        )
+        never = "it never fires" if extra_path else "the instance waits there forever"
+        if kind == "complexGateway":
+            problem = "is not supported by bankflow yet: use an inclusive gateway"
+        elif kind in EVENTS and _has_definition(node, "linkEventDefinition"):
+            problem = (
+                "is a link event, which bankflow does not support yet (the flow stops at "
+                "the throw event): draw a sequence flow instead"
+            )
+        elif kind in EVENTS and next(_children(node, "eventDefinitionRef"), None) is not None:
+            problem = (
+                "refers to a global event definition (eventDefinitionRef), which "
+                "bankflow does not support yet: put the event definition inside the event"
+            )
+        elif kind in EVENTS and _has_definition(node, "conditionalEventDefinition"):
+            problem = (
+                "is a conditional event, which bankflow does not support yet (the "
+                f"condition is not evaluated again when data changes, so {never}): use "
+                "a message event, or an exclusive gateway"
+            )
+            severity = Severity.WARNING if extra_path else Severity.ERROR
+        elif kind in _SIGNAL_CATCHES and _has_definition(node, "signalEventDefinition"):
+            if kind == "startEvent" and not _is_event_subprocess(scope.element):
+                problem = (
+                    "is a signal start event, which bankflow does not support yet (no "
+                    "instance is started by a signal): use a message start event"
+                )
+            else:
+                thrown = _thrown_signals(_process_of(node))
+                keys = {_signal_key(d) for d in _children(node, "signalEventDefinition")}
+                if not keys & thrown:
+                    problem = (
+                        "catches a signal this process never throws, and signals between "
+                        f"instances are not supported by bankflow yet ({never}): use a "
+                        "message"
+                    )
+                    severity = Severity.WARNING if extra_path else Severity.ERROR
+        elif kind == "receiveTask" and _is_true(node, "instantiate"):
+            problem = (
+                'instantiates the process (instantiate="true"), which bankflow does '
+                "not support yet: use a message start event"
+            )
+        elif kind == "callActivity" and _attr(node, "calledElement") in global_tasks:
+            problem = (
+                f"calls the global task {shorten(_attr(node, 'calledElement'), 80)}, which "
+                "bankflow does not support yet: call a process, or draw the task here"
+            )
+        if not problem and kind in ACTIVITIES:
+            for name in ("startQuantity", "completionQuantity"):
+                value = _attr(node, name)
+                if value and value != "1":
+                    problem = (
+                        f"has {name}={shorten(value, 20)}, which bankflow does not support "
+                        "yet (it runs an activity once per arriving token and leaves with "
+                        "one): remove it and use gateways"
+                    )
+            for loop in _children(node, "multiInstanceLoopCharacteristics"):
+                behavior = _attr(loop, "behavior")
+                if behavior and behavior != "All":
+                    problem = (
+                        f'has the multi-instance behavior "{shorten(behavior, 20)}", which '
+                        "bankflow does not support yet (it throws no events from "
+                        "instances): leave the default, All"
+                    )
+        if problem:
+            yield file.diagnostic(node, "unsupported", severity, f"{what} {problem}")
+
+
 # --- expressions ----------------------------------------------------------------------------
 
 
@@ -770,6 +901,7 @@ _RULES: tuple[_Rule, ...] = (
     _loop_without_exit,
     _loop_counts,
     _expressions,
+    _unsupported,
 )
 
 
