@@ -712,8 +712,9 @@ def with_globals(text: str, elements: str) -> str:
             "Big",
             ERROR,
             'intermediate catch event "Big" is a conditional event, which bankflow does not '
-            "support yet (the condition is not evaluated again when data changes, so the "
-            "instance waits there forever)",
+            "support yet (the condition is checked only when the event is reached, never "
+            "again when data changes, so an instance arriving while it is false waits there "
+            "forever): use a message event, or an exclusive gateway",
         ),
         (
             f'<bpmn:boundaryEvent id="Big" name="Big" attachedToRef="Approve">{CONDITION}'
@@ -721,7 +722,8 @@ def with_globals(text: str, elements: str) -> str:
             "Big",
             WARNING,
             'boundary event "Big" is a conditional event, which bankflow does not support '
-            "yet (the condition is not evaluated again when data changes, so it never fires)",
+            "yet (the condition is checked only when the activity starts, never again when "
+            "data changes)",
         ),
         (
             '<bpmn:subProcess id="OnBig" name="On big" triggeredByEvent="true">'
@@ -729,7 +731,8 @@ def with_globals(text: str, elements: str) -> str:
             "</bpmn:subProcess>",
             "Big",
             WARNING,
-            'start event "Big" is a conditional event',
+            'start event "Big" is a conditional event, which bankflow does not support yet '
+            "(the condition is checked only when the surrounding (sub-)process starts",
         ),
         (
             f'<bpmn:startEvent id="Alarmed" name="Alarmed">{SIGNAL}</bpmn:startEvent>',

@@ -713,10 +713,21 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "bankflow does not support yet: put the event definition inside the event"
             )
         elif kind in EVENTS and _has_definition(node, "conditionalEventDefinition"):
+            if kind == "boundaryEvent":
+                checked = "when the activity starts"
+            elif extra_path:
+                checked = "when the surrounding (sub-)process starts"
+            else:
+                checked = (
+                    "when the event is reached, never again when data changes, so an "
+                    "instance arriving while it is false waits there forever"
+                )
+            if extra_path:
+                checked += ", never again when data changes"
             problem = (
                 "is a conditional event, which bankflow does not support yet (the "
-                f"condition is not evaluated again when data changes, so {never}): use "
-                "a message event, or an exclusive gateway"
+                f"condition is checked only {checked}): use a message event, or an "
+                "exclusive gateway"
             )
             severity = Severity.WARNING if extra_path else Severity.ERROR
         elif kind in _SIGNAL_CATCHES and _has_definition(node, "signalEventDefinition"):
