@@ -368,8 +368,9 @@ def test_a_killed_workers_job_is_taken_over_once_its_lock_expires(
         )
         marker = setup.folder / "started-crash"
         _wait_for(  # the handler creates the file, then writes its pid into it
-            lambda: (marker.exists() and marker.read_text() != "")
-            or doomed.process.poll() is not None,
+            lambda: (
+                (marker.exists() and marker.read_text() != "") or doomed.process.poll() is not None
+            ),
             "A's handler",
         )
         assert doomed.process.poll() is None, doomed.stderr()
