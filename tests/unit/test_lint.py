@@ -853,3 +853,54 @@ def test_a_signal_thrown_by_a_called_process_of_the_file_is_caught() -> None:
     assert found(text, "unsupported") == []
     text = bpmn(CLEAN + catch).replace("</bpmn:definitions>", child + "</bpmn:definitions>")
     expect(text, "unsupported", ERROR, "C")  # another process, not called: another instance
+
+
+# --- parallel-write --------------------------------------------------------------------------
+
+
+def _parallel(left: str, right: str, *, after: str = "") -> str:
+    return bpmn(f"""
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:parallelGateway id="Split" name="Split"/>
+    <bpmn:scriptTask id="Left" name="Left"><bpmn:script>{left}</bpmn:script></bpmn:scriptTask>
+    <bpmn:scriptTask id="Right" name="Right"><bpmn:script>{right}</bpmn:script></bpmn:scriptTask>
+    <bpmn:parallelGateway id="Join" name="Join"/>
+    <bpmn:scriptTask id="After" name="After"><bpmn:script>{after or "z = 1"}</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="End" name="End"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Split"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Split" targetRef="Left"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Split" targetRef="Right"/>
+    <bpmn:sequenceFlow id="F4" sourceRef="Left" targetRef="Join"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="Right" targetRef="Join"/>
+    <bpmn:sequenceFlow id="F6" sourceRef="Join" targetRef="After"/>
+    <bpmn:sequenceFlow id="F7" sourceRef="After" targetRef="End"/>
+""")
+
+
+def test_two_parallel_branches_writing_one_variable_warn() -> None:
+    [diagnostic] = expect(
+        _parallel("items = items + [1]", "items = items + [2]"),
+        "parallel-write",
+        WARNING,
+        "Split",
+    )
+    assert '"items"' in diagnostic.message
+    assert 'script task "Left"' in diagnostic.message
+    assert 'script task "Right"' in diagnostic.message
+
+
+def test_parallel_branches_with_their_own_variables_are_quiet() -> None:
+    assert found(_parallel("a = 1", "b = 2", after="a = a + b"), "parallel-write") == []
+
+
+def test_a_form_field_and_a_script_on_two_branches_warn() -> None:
+    text = _parallel("x = 1", "y = 2").replace(
+        '<bpmn:scriptTask id="Right" name="Right"><bpmn:script>y = 2</bpmn:script>'
+        "</bpmn:scriptTask>",
+        '<bpmn:userTask id="Right" name="Right" camunda:candidateGroups="officers">'
+        "<bpmn:extensionElements><camunda:formData>"
+        '<camunda:formField id="x" type="long"/></camunda:formData></bpmn:extensionElements>'
+        "</bpmn:userTask>",
+    )
+    expect(text, "parallel-write", WARNING, "Split")

@@ -13,6 +13,7 @@ modelling tool produced, however odd.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -899,6 +900,80 @@ def _check_script(file: _File, task: etree._Element) -> Iterator[Diagnostic]:
         )
 
 
+# --- parallel-write ---------------------------------------------------------------------------
+
+
+def _parallel_write(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Each branch after a parallel (or inclusive) split works on its own copy of the data,
+    and at the join one branch's copy wins: a variable two branches both write keeps only
+    one branch's value, where analysts coming from Camunda expect one process-wide
+    variable. Say so at validate."""
+    ids = {_id(node): node for node in scope.nodes if _id(node)}
+    for split in scope.nodes:
+        if _kind(split) not in ("parallelGateway", "inclusiveGateway"):
+            continue
+        branches = [_attr(f, "targetRef") for f in scope.outs(split)]
+        if len(branches) < 2:
+            continue
+        reached = [_reach(scope, ids, start, stop=_id(split)) for start in branches]
+        shared = {n for i, r in enumerate(reached) for n in r if any(
+            n in other for j, other in enumerate(reached) if j != i)}  # fmt: skip
+        writers: dict[str, list[etree._Element]] = defaultdict(list)
+        for branch in reached:
+            seen_here: dict[str, etree._Element] = {}
+            for node_id in branch - shared:
+                for variable in _writes(ids[node_id]):
+                    seen_here.setdefault(variable, ids[node_id])
+            for variable, node in seen_here.items():
+                writers[variable].append(node)
+        for variable, nodes in sorted(writers.items()):
+            if len(nodes) < 2:
+                continue
+            ordered = sorted(nodes, key=lambda n: n.sourceline or 0)
+            names = " and ".join(_describe(n) for n in ordered[:2])
+            yield file.diagnostic(
+                split,
+                "parallel-write",
+                Severity.WARNING,
+                f'variable "{shorten(variable, 60)}" is written on parallel branches after '
+                f"{_describe(split)} (by {names}): each branch works on its own copy of the "
+                "data, so after the join only one branch's value is kept; give each branch "
+                "its own variable",
+            )
+
+
+def _reach(scope: _Scope, ids: dict[str, etree._Element], start: str, *, stop: str) -> set[str]:
+    """The elements of the scope reachable from ``start`` without passing ``stop``."""
+    found: set[str] = set()
+    pending = [start]
+    while pending:
+        node_id = pending.pop()
+        if node_id in found or node_id == stop or node_id not in ids:
+            continue
+        found.add(node_id)
+        pending += [_attr(f, "targetRef") for f in scope.outs(ids[node_id])]
+    return found
+
+
+def _writes(node: etree._Element) -> set[str]:
+    """The variables an element sets: a script's assignments, a form's fields, a result
+    variable, Camunda output parameters."""
+    written: set[str] = set()
+    kind = _kind(node)
+    if kind == "scriptTask":
+        text = "\n".join(_raw_text(script) for script in _children(node, "script"))
+        with contextlib.suppress(ExpressionError):  # reported by the expression rules
+            written |= compile_expression(text, mode="exec").assigned
+    result = _attr(node, f"{{{CAMUNDA}}}resultVariable")
+    if result:
+        written.add(result)
+    for field in node.iter(f"{{{CAMUNDA}}}formField", f"{{{CAMUNDA}}}outputParameter"):
+        name = _attr(field, "id") or _attr(field, "name")
+        if name:
+            written.add(name)
+    return written
+
+
 _RULES: tuple[_Rule, ...] = (
     _start_event_required,
     _end_event_required,
@@ -913,6 +988,7 @@ _RULES: tuple[_Rule, ...] = (
     _loop_counts,
     _expressions,
     _unsupported,
+    _parallel_write,
 )
 
 
