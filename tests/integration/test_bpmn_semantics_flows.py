@@ -265,3 +265,53 @@ def test_an_ad_hoc_sub_process_is_refused_by_name(engine: Engine, tmp_path: Path
     with pytest.raises(DefinitionError):
         engine.definitions.deploy(path)
     assert engine.definitions.list() == []
+
+
+def _each_document(task: str) -> str:
+    body = (
+        '<bpmn:startEvent id="start"/>'
+        f'<bpmn:{task} id="each" name="each"'
+        + (' camunda:candidateGroups="ops"' if task == "userTask" else "")
+        + '><bpmn:multiInstanceLoopCharacteristics isSequential="true" '
+        'camunda:collection="docs" camunda:elementVariable="doc"/>'
+        + ("<bpmn:script>trace = trace + [doc]</bpmn:script>" if task == "scriptTask" else "")
+        + f"</bpmn:{task}>"
+        + _script("after", "done = True")
+        + '<bpmn:endEvent id="end"/>'
+        + _flow("f1", "start", "each")
+        + _flow("f2", "each", "after")
+        + _flow("f3", "after", "end")
+    )
+    return body
+
+
+def test_a_sequential_multi_instance_over_a_collection_runs_each_item_in_order(
+    db_url: str, tmp_path: Path
+) -> None:
+    """It failed at the second item ("Multiinstance input item doc already exists"): the
+    first instance's item was merged into the activity's data."""
+    _deploy(db_url, tmp_path, "each_doc", _each_document("scriptTask"))
+    with fresh(db_url) as engine:
+        instance = engine.instances.start("each_doc", data={"docs": ["a", "b", "c"], "trace": []})
+    assert instance.status == InstanceStatus.COMPLETED, instance.failure
+    assert instance.data["trace"] == ["a", "b", "c"]
+    assert "doc" not in instance.data  # each instance's item is its own, as in Camunda
+
+
+def test_a_sequential_multi_instance_of_user_tasks_survives_reloads(
+    db_url: str, tmp_path: Path
+) -> None:
+    _deploy(db_url, tmp_path, "review_docs", _each_document("userTask"))
+    with fresh(db_url) as engine:
+        instance = engine.instances.start("review_docs", data={"docs": ["a", "b"], "trace": []})
+    reviewed = []
+    for _ in range(2):
+        with fresh(db_url) as engine:
+            [task] = engine.instances.get(instance.id).tasks
+            reviewed.append(engine.tasks.data(task.id)["doc"])
+            engine.tasks.complete(task.id, user="u", groups=OPS, data={})
+    with fresh(db_url) as engine:
+        final = engine.instances.get(instance.id)
+    assert reviewed == ["a", "b"]
+    assert final.status == InstanceStatus.COMPLETED, final.failure
+    assert final.data["done"] is True

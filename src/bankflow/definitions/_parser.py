@@ -29,6 +29,7 @@ from SpiffWorkflow.spiff.specs.defaults import (
     SequentialMultiInstanceTask,
     ServiceTask,
 )
+from SpiffWorkflow.util.task import TaskState
 
 from bankflow._stack import deep_call
 from bankflow._text import shorten
@@ -334,6 +335,24 @@ class CountedSequentialMultiInstanceTask(SequentialMultiInstanceTask):  # type: 
         _check_cardinality(my_task, my_task.internal_data.get("cardinality"))
         result: tuple[Any, Any] = super().get_next_index(my_task)
         return result
+
+    # An instance's item (``camunda:elementVariable``) is its own, as in Camunda: with no
+    # output collection SpiffWorkflow merged it into the activity's data, and the next
+    # instance then failed with "Multiinstance input item ... already exists".
+    def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
+        self._forget_items(my_task)
+        super().create_child(my_task, item, key_or_index)
+
+    def merge_child(self, workflow: Any, child: Any) -> None:
+        super().merge_child(workflow, child)
+        if child.parent is not None and child.parent.state == TaskState.READY:
+            self._forget_items(child.parent)  # the last instance: nothing leaks after it
+
+    def _forget_items(self, my_task: Any) -> None:
+        if self.data_output is None:
+            for item in (self.input_item, self.output_item):
+                if item is not None:
+                    my_task.data.pop(item.bpmn_id, None)
 
 
 def _counted(parser_class: Any) -> Any:
