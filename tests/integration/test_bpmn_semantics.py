@@ -553,3 +553,56 @@ def test_a_timer_started_process_started_by_hand_begins_at_once(steps: Steps) ->
             (j.kind, j.element_id, j.due_at) for j in engine.jobs.list(instance_id=started.id)
         ] == [("timer", "late", T0 + timedelta(hours=1))]
     assert steps.trace == []
+
+
+SIGNAL_EVENT_SUBPROCESS = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
+  <bpmn:signal id="stop_sig" name="stop"/>
+  <bpmn:process id="sig_esp" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="split"/>
+    <bpmn:parallelGateway id="split"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="split" targetRef="work"/>
+    <bpmn:userTask id="work" name="Work" camunda:candidateGroups="ops"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="work" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="split" targetRef="review"/>
+    <bpmn:userTask id="review" name="Review" camunda:candidateGroups="ops"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="throw"/>
+    <bpmn:intermediateThrowEvent id="throw">
+      <bpmn:signalEventDefinition signalRef="stop_sig"/>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:sequenceFlow id="f6" sourceRef="throw" targetRef="end2"/>
+    <bpmn:endEvent id="end2"/>
+    <bpmn:subProcess id="esp" triggeredByEvent="true">
+      <bpmn:startEvent id="esp_start" isInterrupting="{interrupting}">
+        <bpmn:signalEventDefinition signalRef="stop_sig"/>
+      </bpmn:startEvent>
+      <bpmn:sequenceFlow id="e1" sourceRef="esp_start" targetRef="handle"/>
+      <bpmn:userTask id="handle" name="Handle" camunda:candidateGroups="ops"/>
+      <bpmn:sequenceFlow id="e2" sourceRef="handle" targetRef="esp_end"/>
+      <bpmn:endEvent id="esp_end"/>
+    </bpmn:subProcess>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.mark.parametrize(
+    ("interrupting", "left"), [("true", ["handle"]), ("false", ["handle", "work"])]
+)
+def test_a_signal_event_sub_process_interrupts_only_when_it_says_so(
+    db_url: str, tmp_path: Path, interrupting: str, left: list[str]
+) -> None:
+    """An interrupting signal start ran its handler beside the work it must cancel."""
+    path = tmp_path / "sig_esp.bpmn"
+    path.write_text(SIGNAL_EVENT_SUBPROCESS.format(interrupting=interrupting))
+    with Engine(db_url, migrate=True) as engine:
+        engine.definitions.deploy(path)
+        instance = engine.instances.start("sig_esp")
+    with Engine(db_url, cache_size=0) as engine:
+        [review] = [t for t in instance.tasks if t.element_id == "review"]
+        after = engine.tasks.complete(review.id, user="u", groups=["ops"], data={})
+    assert after.status == InstanceStatus.RUNNING
+    assert sorted(t.element_id for t in after.tasks) == left

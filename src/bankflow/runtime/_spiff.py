@@ -386,7 +386,10 @@ def _mark_interrupting_timer_starts(
                 if caught is not None:
                     # An error start event always interrupts.
                     wanted[key] = (interrupting or caught[0] == "error", caught[1])
-                elif interrupting and start.find(q("timerEventDefinition")) is not None:
+                elif interrupting and any(
+                    start.find(q(kind)) is not None
+                    for kind in ("timerEventDefinition", "signalEventDefinition")
+                ):
                     wanted[key] = (True, None)
     for sub_spec in subprocess_specs.values():
         for task_spec in sub_spec.task_specs.values():
