@@ -698,6 +698,23 @@ def with_globals(text: str, elements: str) -> str:
             'complex gateway "Route" is not supported by bankflow yet: use an inclusive gateway',
         ),
         (
+            '<bpmn:eventBasedGateway id="Wait" name="Wait" instantiate="true"/>',
+            "Wait",
+            ERROR,
+            'event based gateway "Wait" instantiates the process (instantiate="true"), which '
+            "bankflow does not support yet",
+        ),
+        (
+            '<bpmn:subProcess id="OnCancel" name="On cancel" triggeredByEvent="true">'
+            '<bpmn:startEvent id="Cancel" name="Cancel">'
+            '<bpmn:messageEventDefinition messageRef="M"/></bpmn:startEvent>'
+            "</bpmn:subProcess>",
+            "Cancel",
+            WARNING,
+            'start event "Cancel" is the message start of an event sub-process, which '
+            "bankflow does not deliver messages to yet",
+        ),
+        (
             '<bpmn:intermediateCatchEvent id="Go" name="Go">'
             "<bpmn:eventDefinitionRef>Def</bpmn:eventDefinitionRef>"
             "</bpmn:intermediateCatchEvent>",

@@ -747,6 +747,22 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                         "message"
                     )
                     severity = Severity.WARNING if extra_path else Severity.ERROR
+        elif (
+            kind == "startEvent"
+            and _is_event_subprocess(scope.element)
+            and _has_definition(node, "messageEventDefinition")
+        ):
+            problem = (
+                "is the message start of an event sub-process, which bankflow does not "
+                "deliver messages to yet (it never fires; correlating the message finds "
+                "nobody waiting): use a message boundary event on a sub-process"
+            )
+            severity = Severity.WARNING
+        elif kind == "eventBasedGateway" and _is_true(node, "instantiate"):
+            problem = (
+                'instantiates the process (instantiate="true"), which bankflow does '
+                "not support yet: use message start events"
+            )
         elif kind == "receiveTask" and _is_true(node, "instantiate"):
             problem = (
                 'instantiates the process (instantiate="true"), which bankflow does '
