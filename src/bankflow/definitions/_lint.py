@@ -818,8 +818,7 @@ def _python_error(text: str, mode: Literal["eval", "exec"]) -> SyntaxError | Non
 
 
 def _quote(text: str) -> str:
-    flat = " ".join(text.split())
-    return f"`{flat if len(flat) <= 80 else flat[:77] + '...'}`"
+    return f"`{shorten(text, 80)}`"
 
 
 def _check_condition(

@@ -665,15 +665,15 @@ def _expression_diagnostic(
 ) -> Diagnostic:
     doc = docs.get(file)
     line = doc.lines.get(site.element_id) if doc is not None else None
-    flat = " ".join(site.text.split())
-    quoted = flat if len(flat) <= 80 else flat[:77] + "..."
+    quoted = shorten(site.text, 80)
     if "timer" in site.what and _is_cron(site.text):
         return Diagnostic(
             file=file,
             line=line,
             element_id=site.element_id,
             rule="timer-definition",
-            message=f"the timer of {site.element} is a cron expression (`{quoted}`), which "
+            message=f"the timer of {shorten(site.element, 80)} is a cron expression "
+            f"(`{quoted}`), which "
             "bankflow does not schedule: this timer never fires; write an ISO 8601 "
             "cycle such as R/PT24H",
             severity=Severity.WARNING,
@@ -684,8 +684,7 @@ def _expression_diagnostic(
         element_id=site.element_id,
         rule="expression-parse",
         message=f"{site.what} of {shorten(site.element, 80)} (`{quoted}`) is refused by "
-        "bankflow's "
-        f"expression language: {error.message}",
+        f"bankflow's expression language: {shorten(error.message)}",
     )
 
 

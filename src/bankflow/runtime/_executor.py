@@ -179,9 +179,6 @@ class Executor:
             )
         except _Unstorable as bad:
             workflow = _spiff.start(definition.runnable, data, self.script_engine, run=False)
-            started = _event(
-                header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
-            )
             instance = self._insert(
                 header, definition, workflow, bad.failure(), started, now, actor=actor, guard=guard
             )
