@@ -1,0 +1,777 @@
+"""Coverage of docs/bpmn-coverage.md, processes, tasks and events (issue 10, item 4): each
+supported row driven on SQLite and on PostgreSQL, a fresh Engine for every step, with the
+exact order of what ran asserted.
+
+What ran is read from two places: the instance variable ``trace`` that script tasks append
+their id to, and ``steps.ran``, the ids of service tasks in the order their handlers were
+called (kept by the test, so it also shows work inside called processes, cancelled scopes
+and parallel branches, whatever the instance's data semantics). Human tasks, messages and
+timers are read from the instance's history. Gateways, sequence flows and multi-instance
+activities are in test_bpmn_coverage_flows.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bankflow import AccessDenied, InstanceStatus
+from bpmn_builders import (
+    CANCEL,
+    ERROR,
+    ESCALATION,
+    GROUPS,
+    T0,
+    TERMINATE,
+    Steps,
+    boundary,
+    catch,
+    definitions,
+    end,
+    flow_id,
+    flows,
+    gateway,
+    message_definition,
+    process,
+    script,
+    service,
+    start,
+    sub_process,
+    throw,
+    timer_duration,
+    user,
+)
+
+RECORDERS = ("a", "b", "c", "inside", "inside_after", "handle", "normal")
+
+
+@pytest.fixture
+def steps(db_url: str, tmp_path: Path) -> Steps:
+    return Steps(db_url, tmp_path, recorders=RECORDERS)
+
+
+def started(steps: Steps, key: str, **kwargs: Any) -> str:
+    """Start ``key`` (``trace`` empty unless given) on a fresh Engine; returns its id."""
+    kwargs.setdefault("data", {"trace": []})
+    with steps.engine() as engine:
+        return engine.instances.start(key, **kwargs).id
+
+
+def stored(steps: Steps, instance_id: str) -> Any:
+    with steps.engine() as engine:
+        return engine.instances.get(instance_id)
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "between",
+    ['<bpmn:task id="between"/>', '<bpmn:intermediateThrowEvent id="between"/>'],
+    ids=["none-task", "none-intermediate-throw"],
+)
+def test_script_tasks_run_in_flow_order_and_none_elements_pass_through(
+    steps: Steps, between: str
+) -> None:
+    steps.deploy(
+        "plain",
+        definitions(
+            process(
+                "plain",
+                start(),
+                script("first"),
+                between,
+                script("second"),
+                user("review"),
+                script("third"),
+                end(),
+                flows(
+                    "start>first",
+                    "first>between",
+                    "between>second",
+                    "second>review",
+                    "review>third",
+                    "third>end",
+                ),
+            )
+        ),
+    )
+    instance_id = started(steps, "plain")
+    waiting = stored(steps, instance_id)
+    assert (waiting.status, waiting.data["trace"]) == (InstanceStatus.RUNNING, ["first", "second"])
+    assert [t.element_id for t in waiting.tasks] == ["review"]
+    done = steps.complete(instance_id, "review")
+    assert (done.status, done.data) == (
+        InstanceStatus.COMPLETED,
+        {"trace": ["first", "second", "third"]},
+    )
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "review"),
+        ("task_completed", "review"),
+        ("instance_completed", None),
+    ]
+
+
+def test_service_handlers_run_in_flow_order_and_their_results_reach_the_next_step(
+    steps: Steps,
+) -> None:
+    steps.deploy(
+        "served",
+        definitions(
+            process(
+                "served",
+                start(),
+                script("before"),
+                service("a"),
+                service("b"),
+                script("after", "trace = trace + ['after']\nseen = score"),
+                end(),
+                flows("start>before", "before>a", "a>b", "b>after", "after>end"),
+            )
+        ),
+    )
+    seen_by_a: list[Any] = []
+
+    def scoring(data: dict[str, Any]) -> dict[str, Any]:
+        steps.ran.append("a")
+        seen_by_a.append(list(data["trace"]))
+        return {"score": 7}
+
+    with steps.engine() as engine:
+        engine.services.register("a", scoring)
+        instance = engine.instances.start("served", data={"trace": []})
+    assert steps.ran == ["a", "b"]
+    assert seen_by_a == [["before"]]  # a ran after the script before it, with its data
+    assert (instance.status, instance.data) == (
+        InstanceStatus.COMPLETED,
+        {"trace": ["before", "after"], "score": 7, "seen": 7},
+    )
+    assert stored(steps, instance.id).data == instance.data
+
+
+def test_a_manual_task_waits_in_the_inbox_like_a_user_task(steps: Steps) -> None:
+    steps.deploy(
+        "manual",
+        definitions(
+            process(
+                "manual",
+                start(),
+                script("before"),
+                user("sign", tag="manualTask"),
+                script("after"),
+                end(),
+                flows("start>before", "before>sign", "sign>after", "after>end"),
+            )
+        ),
+    )
+    instance_id = started(steps, "manual")
+    with steps.engine() as engine:
+        [task] = engine.tasks.query(groups=GROUPS)
+        assert (task.instance_id, task.element_id, task.candidate_groups) == (
+            instance_id,
+            "sign",
+            ("ops",),
+        )
+        assert engine.tasks.query(groups=["other"]) == []
+        with pytest.raises(AccessDenied):
+            engine.tasks.complete(task.id, user="bob", groups=["other"])
+    with steps.engine() as engine:
+        assert engine.tasks.claim(task.id, user="ann", groups=GROUPS).assignee == "ann"
+    assert stored(steps, instance_id).data == {"trace": ["before"]}
+    done = steps.complete(instance_id, "sign")
+    assert (done.status, done.data) == (InstanceStatus.COMPLETED, {"trace": ["before", "after"]})
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "sign"),
+        ("task_claimed", "sign"),
+        ("task_completed", "sign"),
+        ("instance_completed", None),
+    ]
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def test_a_process_without_start_event_starts_at_every_element_without_incoming_flow(
+    steps: Steps,
+) -> None:
+    steps.deploy(
+        "startless",
+        definitions(
+            process(
+                "startless",
+                service("a"),
+                service("b"),
+                gateway("parallel", "join"),
+                user("review"),
+                service("c"),
+                end(),
+                flows("a>join", "b>join", "join>review", "review>c", "c>end"),
+            )
+        ),
+    )
+    instance_id = started(steps, "startless")
+    assert sorted(steps.ran) == ["a", "b"]  # both ran, once each, before the join
+    assert [t.element_id for t in stored(steps, instance_id).tasks] == ["review"]
+    done = steps.complete(instance_id, "review")
+    assert done.status == InstanceStatus.COMPLETED
+    assert steps.ran[2:] == ["c"]
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "review"),
+        ("task_completed", "review"),
+        ("instance_completed", None),
+    ]
+
+
+# -- call activities --------------------------------------------------------------------------
+
+CALL = '<bpmn:callActivity id="call" calledElement="child"/>'
+OK_MESSAGE = '<bpmn:message id="ok_message" name="ok"/>'
+
+
+def test_a_call_activity_runs_the_called_process_between_its_neighbours(steps: Steps) -> None:
+    """The child sees the parent's data (``amount``), waits for a message on an Engine of
+    its own, and its results (``result``, the message's ``approved``) come back."""
+    child = process(
+        "child",
+        start(),
+        script("child_first", "trace = trace + ['child_first']\nresult = amount * 2"),
+        catch("wait", message_definition("ok_message")),
+        script("child_last"),
+        end(),
+        flows("start>child_first", "child_first>wait", "wait>child_last", "child_last>end"),
+    )
+    parent = process(
+        "parent",
+        start(),
+        script("before"),
+        CALL,
+        script("after", "trace = trace + ['after']\ntotal = result + 1"),
+        end(),
+        flows("start>before", "before>call", "call>after", "after>end"),
+    )
+    steps.deploy("called", definitions(parent, child, extra=OK_MESSAGE))
+    instance_id = started(steps, "parent", business_key="P-1", data={"trace": [], "amount": 21})
+    waiting = stored(steps, instance_id)
+    assert (waiting.status, waiting.tasks) == (InstanceStatus.RUNNING, ())
+    assert waiting.data == {"trace": ["before"], "amount": 21}  # the child's data is its own
+    with steps.engine() as engine:
+        # The called process runs inside the caller's instance, not as an instance of its own.
+        assert [(i.id, i.process_key) for i in engine.instances.list()] == [(instance_id, "parent")]
+        [after] = engine.messages.correlate("ok", business_key="P-1", data={"approved": True})
+    assert after.id == instance_id
+    assert (after.status, after.data) == (
+        InstanceStatus.COMPLETED,
+        {
+            "trace": ["before", "child_first", "child_last", "after"],
+            "amount": 21,
+            "result": 42,
+            "approved": True,
+            "total": 43,
+        },
+    )
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("message_received", "wait"),
+        ("instance_completed", None),
+    ]
+
+
+def test_an_error_thrown_in_a_called_process_takes_the_error_boundary_of_the_call_activity(
+    steps: Steps,
+) -> None:
+    child = process(
+        "child",
+        start(),
+        service("b"),
+        catch("wait", timer_duration("PT1H")),
+        service("c"),
+        end("reject", ERROR),
+        flows("start>b", "b>wait", "wait>c", "c>reject"),
+    )
+    parent = process(
+        "parent",
+        start(),
+        service("a"),
+        CALL,
+        boundary("rejected", "call", ERROR),
+        service("normal"),
+        service("handle"),
+        end(),
+        end("handled"),
+        flows("start>a", "a>call", "call>normal", "normal>end", "rejected>handle"),
+        flows("handle>handled"),
+    )
+    steps.deploy("called", definitions(parent, child))
+    instance_id = started(steps, "parent")
+    assert steps.ran == ["a", "b"]
+    with steps.engine() as engine:
+        assert [(j.kind, j.element_id, j.due_at) for j in engine.jobs.list()] == [
+            ("timer", "wait", T0 + timedelta(hours=1))
+        ]
+    steps.clock.set(T0 + timedelta(hours=1))
+    with steps.engine() as engine:
+        outcomes = engine.jobs.run_due().outcomes
+        assert [(o.kind, o.result, o.element_id) for o in outcomes] == [("timer", "fired", "wait")]
+    assert steps.ran == ["a", "b", "c", "handle"]  # "normal" never ran
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
+        assert engine.incidents.list() == []
+        assert engine.jobs.list() == []
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("timer_fired", "wait"),
+        ("instance_completed", None),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "a user task inside a called process gets no candidate groups: the task of the "
+        "child's userTask camunda:candidateGroups='ops' has candidate_groups=() and "
+        "tasks.complete raises AccessDenied 'it is for nobody', so the instance can never "
+        "go on (the task's element is looked up in the calling process)"
+    ),
+)
+def test_a_user_task_in_a_called_process_is_for_the_groups_it_names(steps: Steps) -> None:
+    child = process(
+        "child",
+        start(),
+        script("child_first"),
+        user("review"),
+        script("child_last"),
+        end(),
+        flows("start>child_first", "child_first>review", "review>child_last", "child_last>end"),
+    )
+    parent = process(
+        "parent",
+        start(),
+        script("before"),
+        CALL,
+        script("after"),
+        end(),
+        flows("start>before", "before>call", "call>after", "after>end"),
+    )
+    steps.deploy("called", definitions(parent, child))
+    instance_id = started(steps, "parent")
+    with steps.engine() as engine:
+        [task] = engine.instances.get(instance_id).tasks
+        assert engine.tasks.data(task.id)["trace"] == ["before", "child_first"]
+        assert (task.element_id, task.candidate_groups) == ("review", ("ops",))
+        assert [t.id for t in engine.tasks.query(groups=GROUPS)] == [task.id]
+    done = steps.complete(instance_id, "review")
+    assert (done.status, done.data["trace"]) == (
+        InstanceStatus.COMPLETED,
+        ["before", "child_first", "child_last", "after"],
+    )
+
+
+# -- event sub-processes and transactions ----------------------------------------------------
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["in-the-process", "in-a-sub-process"])
+def test_an_interrupting_escalation_event_sub_process_cancels_the_rest_of_its_scope(
+    steps: Steps, nested: bool
+) -> None:
+    """``work`` and ``prepare`` wait side by side; after ``prepare``, ``a`` runs and an
+    escalation end event throws; the interrupting event sub-process runs ``handle`` and
+    ``work`` is cancelled."""
+    scope = (
+        start("scope_start"),
+        gateway("parallel", "fork"),
+        user("work"),
+        end("worked"),
+        user("prepare"),
+        service("a"),
+        end("raise", ESCALATION),
+        flows("scope_start>fork", "fork>work", "work>worked", "fork>prepare", "prepare>a"),
+        flows("a>raise"),
+        sub_process(
+            "on_escalation",
+            start("caught", ESCALATION),
+            service("handle"),
+            end("handled"),
+            flows("caught>handle", "handle>handled"),
+            attrs=' triggeredByEvent="true"',
+        ),
+    )
+    if nested:
+        body: tuple[str, ...] = (
+            start(),
+            sub_process("sub", *scope),
+            service("normal"),
+            end(),
+            flows("start>sub", "sub>normal", "normal>end"),
+        )
+    else:
+        body = scope
+    steps.deploy("escalated", definitions(process("escalated", *body)))
+    instance_id = started(steps, "escalated")
+    assert steps.waiting(instance_id) == ["prepare", "work"]
+    assert steps.ran == []
+    done = steps.complete(instance_id, "prepare")
+    assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
+    assert steps.ran == (["a", "handle", "normal"] if nested else ["a", "handle"])
+    events = steps.history(instance_id)
+    assert sorted(events[1:3]) == [("task_created", "prepare"), ("task_created", "work")]
+    assert [events[0], *events[3:]] == [
+        ("instance_started", None),
+        ("task_completed", "prepare"),
+        ("task_cancelled", "work"),
+        ("instance_completed", None),
+    ]
+
+
+def transaction(key: str) -> str:
+    """``before``, then a transaction (``inside``, then ``confirm``; a cancel end event when
+    ``cancel`` is true), then ``after``; the cancel boundary event leads to ``undo``."""
+    return definitions(
+        process(
+            key,
+            start(),
+            script("before"),
+            sub_process(
+                "booking",
+                start("booking_start"),
+                service("inside"),
+                user("confirm"),
+                gateway("exclusive", "decide", default=flow_id("decide", "booked")),
+                end("cancelled", CANCEL),
+                end("booked"),
+                flows("booking_start>inside", "inside>confirm", "confirm>decide"),
+                flows("decide>cancelled?cancel", "decide>booked"),
+                tag="transaction",
+            ),
+            boundary("on_cancel", "booking", CANCEL),
+            script("after"),
+            script("undo"),
+            end(),
+            end("undone"),
+            flows("start>before", "before>booking", "booking>after", "after>end"),
+            flows("on_cancel>undo", "undo>undone"),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("cancel", "trace"),
+    [(True, ["before", "undo"]), (False, ["before", "after"])],
+    ids=["cancel-end", "completed"],
+)
+def test_a_cancel_end_event_in_a_transaction_takes_the_cancel_boundary_path(
+    steps: Steps, cancel: bool, trace: list[str]
+) -> None:
+    steps.deploy("booking", transaction("travel"))
+    instance_id = started(steps, "travel")
+    assert steps.ran == ["inside"]
+    assert steps.waiting(instance_id) == ["confirm"]
+    assert stored(steps, instance_id).data["trace"] == ["before"]
+    done = steps.complete(instance_id, "confirm", {"cancel": cancel})
+    assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
+    assert done.data["trace"] == trace
+    assert steps.ran == ["inside"]
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "confirm"),
+        ("task_completed", "confirm"),
+        ("instance_completed", None),
+    ]
+
+
+# -- terminate end events -------------------------------------------------------------------
+
+
+def test_a_terminate_end_event_ends_the_whole_instance(steps: Steps) -> None:
+    steps.deploy(
+        "terminated",
+        definitions(
+            process(
+                "terminated",
+                start(),
+                script("before"),
+                gateway("parallel", "split"),
+                user("work"),
+                service("a"),
+                end("worked"),
+                user("stop"),
+                script("stopping"),
+                end("kill", TERMINATE),
+                flows("start>before", "before>split", "split>work", "work>a", "a>worked"),
+                flows("split>stop", "stop>stopping", "stopping>kill"),
+            )
+        ),
+    )
+    instance_id = started(steps, "terminated")
+    assert steps.waiting(instance_id) == ["stop", "work"]
+    done = steps.complete(instance_id, "stop")
+    assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
+    assert done.data["trace"] == ["before", "stopping"]
+    assert steps.ran == []  # the other branch went no further
+    events = steps.history(instance_id)
+    assert sorted(events[1:3]) == [("task_created", "stop"), ("task_created", "work")]
+    assert [events[0], *events[3:]] == [
+        ("instance_started", None),
+        ("task_completed", "stop"),
+        ("task_cancelled", "work"),
+        ("instance_completed", None),
+    ]
+    with steps.engine() as engine:
+        assert engine.tasks.query(groups=GROUPS) == []
+
+
+def terminated_in_a_sub_process(key: str) -> str:
+    """``before``, then a sub-process where ``work`` and ``stop`` wait side by side and
+    ``stop`` leads to ``stopping`` and a terminate end event; then ``after`` and ``b``."""
+    return definitions(
+        process(
+            key,
+            start(),
+            script("before"),
+            sub_process(
+                "sub",
+                start("sub_start"),
+                gateway("parallel", "split"),
+                user("work"),
+                service("a"),
+                end("worked"),
+                user("stop"),
+                script("stopping"),
+                end("kill", TERMINATE),
+                flows("sub_start>split", "split>work", "work>a", "a>worked"),
+                flows("split>stop", "stop>stopping", "stopping>kill"),
+            ),
+            user("after"),
+            service("b"),
+            end(),
+            flows("start>before", "before>sub", "sub>after", "after>b", "b>end"),
+        )
+    )
+
+
+def test_a_terminate_end_event_in_a_sub_process_ends_only_the_sub_process(steps: Steps) -> None:
+    steps.deploy("terminated", terminated_in_a_sub_process("terminated"))
+    instance_id = started(steps, "terminated")
+    assert steps.waiting(instance_id) == ["stop", "work"]
+    going_on = steps.complete(instance_id, "stop")
+    # The sub-process left by its normal way out: the process goes on after it.
+    assert (going_on.status, [t.element_id for t in going_on.tasks]) == (
+        InstanceStatus.RUNNING,
+        ["after"],
+    )
+    assert going_on.data["trace"] == ["before", "stopping"]
+    assert steps.ran == []
+    done = steps.complete(instance_id, "after")
+    assert done.status == InstanceStatus.COMPLETED
+    assert steps.ran == ["b"]
+    events = steps.history(instance_id)
+    assert sorted(events[1:3]) == [("task_created", "stop"), ("task_created", "work")]
+    # One step: history lists what it created before what it cancelled (see the xfail below).
+    assert sorted(events[4:6]) == [("task_cancelled", "work"), ("task_created", "after")]
+    assert [events[0], events[3], *events[6:]] == [
+        ("instance_started", None),
+        ("task_completed", "stop"),
+        ("task_completed", "after"),
+        ("instance_completed", None),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "history of one step lists every task_created before every task_cancelled (the "
+        "executor diffs the waiting tasks after the step), so a terminate end event in a "
+        "sub-process is recorded as task_created 'after' then task_cancelled 'work', "
+        "though 'work' was cancelled before the sub-process left and 'after' began"
+    ),
+)
+def test_history_records_the_cancellation_before_the_task_that_follows_it(
+    steps: Steps,
+) -> None:
+    steps.deploy("terminated", terminated_in_a_sub_process("terminated"))
+    instance_id = started(steps, "terminated")
+    steps.complete(instance_id, "stop")
+    assert steps.history(instance_id)[3:] == [
+        ("task_completed", "stop"),
+        ("task_cancelled", "work"),
+        ("task_created", "after"),
+    ]
+
+
+# -- boundary timer on a sub-process --------------------------------------------------------
+
+
+def timed_sub_process(key: str) -> str:
+    """``before``, then a sub-process (``inside``, ``work``, ``inside_after``), then
+    ``after``; after 48 hours an interrupting timer on the sub-process leads to
+    ``escalate``."""
+    return definitions(
+        process(
+            key,
+            start(),
+            script("before"),
+            sub_process(
+                "sub",
+                start("sub_start"),
+                service("inside"),
+                user("work"),
+                service("inside_after"),
+                end("sub_end"),
+                flows("sub_start>inside", "inside>work", "work>inside_after"),
+                flows("inside_after>sub_end"),
+            ),
+            boundary("late", "sub", timer_duration("PT48H")),
+            script("after"),
+            script("escalate"),
+            end(),
+            end("escalated"),
+            flows("start>before", "before>sub", "sub>after", "after>end"),
+            flows("late>escalate", "escalate>escalated"),
+        )
+    )
+
+
+def test_an_interrupting_timer_on_a_sub_process_cancels_it_when_due(steps: Steps) -> None:
+    steps.deploy("timed", timed_sub_process("timed"))
+    instance_id = started(steps, "timed")
+    assert steps.ran == ["inside"]
+    with steps.engine() as engine:
+        assert [(j.kind, j.element_id, j.due_at) for j in engine.jobs.list()] == [
+            ("timer", "late", T0 + timedelta(hours=48))
+        ]
+    steps.clock.set(T0 + timedelta(hours=47, minutes=59))
+    with steps.engine() as engine:
+        assert engine.jobs.run_due().outcomes == ()
+    assert steps.waiting(instance_id) == ["work"]
+    steps.clock.set(T0 + timedelta(hours=48))
+    with steps.engine() as engine:
+        outcomes = engine.jobs.run_due().outcomes
+        assert [(o.kind, o.result, o.element_id) for o in outcomes] == [("timer", "fired", "late")]
+    done = stored(steps, instance_id)
+    assert (done.status, done.tasks) == (InstanceStatus.COMPLETED, ())
+    assert done.data["trace"] == ["before", "escalate"]
+    assert steps.ran == ["inside"]  # inside_after never ran
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "work"),
+        ("timer_fired", "late"),
+        ("task_cancelled", "work"),
+        ("instance_completed", None),
+    ]
+
+
+def test_a_sub_process_done_in_time_leaves_by_its_normal_way_and_drops_the_timer(
+    steps: Steps,
+) -> None:
+    steps.deploy("timed", timed_sub_process("timed"))
+    instance_id = started(steps, "timed")
+    steps.clock.set(T0 + timedelta(hours=1))
+    done = steps.complete(instance_id, "work")
+    assert done.status == InstanceStatus.COMPLETED
+    assert done.data["trace"] == ["before", "after"]
+    assert steps.ran == ["inside", "inside_after"]
+    with steps.engine() as engine:
+        assert engine.jobs.list() == []
+        assert engine.jobs.run_due(now=T0 + timedelta(days=3)).outcomes == ()
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "work"),
+        ("task_completed", "work"),
+        ("instance_completed", None),
+    ]
+
+
+# -- message start --------------------------------------------------------------------------
+
+APPLICATION_MESSAGE = '<bpmn:message id="application_message" name="application_in"/>'
+
+
+def application(key: str) -> str:
+    return process(
+        key,
+        start("received", message_definition("application_message")),
+        script("check"),
+        user("review"),
+        script("after"),
+        end(),
+        flows("received>check", "check>review", "review>after", "after>end"),
+    )
+
+
+def test_a_message_start_event_starts_the_process_and_runs_on(steps: Steps) -> None:
+    steps.deploy("application", definitions(application("application"), extra=APPLICATION_MESSAGE))
+    with steps.engine() as engine:
+        [instance] = engine.messages.correlate(
+            "application_in", business_key="A-1", data={"trace": ["sent"]}, user="web"
+        )
+    assert (instance.process_key, instance.business_key, instance.started_by) == (
+        "application",
+        "A-1",
+        "web",
+    )
+    assert instance.data == {"trace": ["sent", "check"]}
+    assert [t.element_id for t in instance.tasks] == ["review"]
+    done = steps.complete(instance.id, "review")
+    assert (done.status, done.data) == (
+        InstanceStatus.COMPLETED,
+        {"trace": ["sent", "check", "after"]},
+    )
+    assert steps.history(instance.id) == [
+        ("instance_started", None),
+        ("task_created", "review"),
+        ("task_completed", "review"),
+        ("instance_completed", None),
+    ]
+    with steps.engine() as engine:
+        # Nobody waits for the message now: a second one starts a second instance.
+        [second] = engine.messages.correlate(
+            "application_in", business_key="A-2", data={"trace": []}
+        )
+        assert second.id != instance.id
+        assert second.data == {"trace": ["check"]}
+
+
+def test_a_message_thrown_by_another_instance_starts_the_process(steps: Steps) -> None:
+    sender = process(
+        "sender",
+        start(),
+        script("fill"),
+        throw("submit", message_definition("application_message", '{"trace": trace}')),
+        script("sent"),
+        end(),
+        flows("start>fill", "fill>submit", "submit>sent", "sent>end"),
+    )
+    steps.deploy(
+        "application",
+        definitions(application("application"), sender, extra=APPLICATION_MESSAGE),
+    )
+    sender_id = started(steps, "sender", business_key="A-7")
+    assert stored(steps, sender_id).data == {"trace": ["fill", "sent"]}
+    with steps.engine() as engine:
+        assert engine.instances.list(process_key="application") == []
+        [outcome] = engine.jobs.run_due().outcomes
+        assert (outcome.kind, outcome.result, outcome.element_id) == (
+            "message",
+            "started",
+            "submit",
+        )
+    with steps.engine() as engine:
+        [listed] = engine.instances.list(process_key="application")
+    receiver = stored(steps, listed.id)
+    assert (receiver.business_key, receiver.data) == ("A-7", {"trace": ["fill", "check"]})
+    done = steps.complete(receiver.id, "review")
+    assert done.data == {"trace": ["fill", "check", "after"]}
+    assert steps.history(receiver.id) == [
+        ("instance_started", None),
+        ("task_created", "review"),
+        ("task_completed", "review"),
+        ("instance_completed", None),
+    ]
