@@ -33,6 +33,7 @@ HEAD = """<?xml version="1.0" encoding="UTF-8"?>
     id="defs" targetNamespace="t">
   <bpmn:error id="rejected_error" name="Rejected" errorCode="REJECTED"/>
   <bpmn:escalation id="big_escalation" name="Too big" escalationCode="TOO_BIG"/>
+  <bpmn:signal id="go_signal" name="go"/>
 """
 TAIL = "</bpmn:definitions>\n"
 
@@ -40,6 +41,7 @@ ERROR = '<bpmn:errorEventDefinition errorRef="rejected_error"/>'
 ESCALATION = '<bpmn:escalationEventDefinition escalationRef="big_escalation"/>'
 TERMINATE = "<bpmn:terminateEventDefinition/>"
 CANCEL = "<bpmn:cancelEventDefinition/>"
+SIGNAL = '<bpmn:signalEventDefinition signalRef="go_signal"/>'
 
 
 def message_definition(message_id: str, payload: str | None = None) -> str:
@@ -113,9 +115,12 @@ def user(element_id: str, *, attrs: str = "", inner: str = "", tag: str = "userT
     )
 
 
-def service(element_id: str) -> str:
+def service(element_id: str, *, attrs: str = "") -> str:
     """A service task whose handler (registered by :class:`Steps`) records its id."""
-    return f'<bpmn:serviceTask id="{element_id}" camunda:delegateExpression="${{{element_id}}}"/>'
+    return (
+        f'<bpmn:serviceTask id="{element_id}" '
+        f'camunda:delegateExpression="${{{element_id}}}"{attrs}/>'
+    )
 
 
 def gateway(kind: str, element_id: str, *, default: str | None = None) -> str:

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from bankflow import AccessDenied, InstanceStatus
+from bankflow import AccessDenied, BpmnError, InstanceStatus
 from bpmn_builders import (
     CANCEL,
     ERROR,
     ESCALATION,
     GROUPS,
+    SIGNAL,
     T0,
     TERMINATE,
     Steps,
@@ -775,3 +776,236 @@ def test_a_message_thrown_by_another_instance_starts_the_process(steps: Steps) -
         ("task_completed", "review"),
         ("instance_completed", None),
     ]
+
+
+# -- signals within one instance ------------------------------------------------------------
+
+
+def test_a_signal_thrown_in_the_instance_reaches_its_intermediate_catch_event(
+    steps: Steps,
+) -> None:
+    steps.deploy(
+        "signalled",
+        definitions(
+            process(
+                "signalled",
+                start(),
+                gateway("parallel", "split"),
+                user("review"),
+                service("a"),
+                throw("tell", SIGNAL),
+                service("b"),
+                end("told"),
+                catch("wait", SIGNAL),
+                service("c"),
+                end("heard"),
+                flows("start>split", "split>review", "review>a", "a>tell", "tell>b", "b>told"),
+                flows("split>wait", "wait>c", "c>heard"),
+            )
+        ),
+    )
+    instance_id = started(steps, "signalled")
+    assert steps.waiting(instance_id) == ["review"]
+    assert steps.ran == []  # the catch event waits for the signal
+    done = steps.complete(instance_id, "review")
+    assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert steps.ran[0] == "a"
+    assert sorted(steps.ran[1:]) == ["b", "c"]  # the thrower goes on beside the catcher
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("task_created", "review"),
+        ("task_completed", "review"),
+        ("instance_completed", None),
+    ]
+
+
+@pytest.mark.parametrize("interrupting", [True, False], ids=["interrupting", "non-interrupting"])
+def test_a_signal_thrown_in_the_instance_reaches_a_signal_boundary_event(
+    steps: Steps, interrupting: bool
+) -> None:
+    steps.deploy(
+        "signalled",
+        definitions(
+            process(
+                "signalled",
+                start(),
+                gateway("parallel", "split"),
+                user("review"),
+                service("a"),
+                throw("tell", SIGNAL),
+                service("b"),
+                end("told"),
+                user("work"),
+                boundary("stopped", "work", SIGNAL, cancel=interrupting),
+                service("normal"),
+                service("handle"),
+                end("worked"),
+                end("handled"),
+                flows("start>split", "split>review", "review>a", "a>tell", "tell>b", "b>told"),
+                flows("split>work", "work>normal", "normal>worked"),
+                flows("stopped>handle", "handle>handled"),
+            )
+        ),
+    )
+    instance_id = started(steps, "signalled")
+    assert steps.waiting(instance_id) == ["review", "work"]
+    after = steps.complete(instance_id, "review")
+    assert steps.ran[0] == "a"
+    assert sorted(steps.ran[1:]) == ["b", "handle"]
+    events = steps.history(instance_id)
+    assert sorted(events[1:3]) == [("task_created", "review"), ("task_created", "work")]
+    if interrupting:
+        assert (after.status, after.tasks) == (InstanceStatus.COMPLETED, ())
+        assert [events[0], *events[3:]] == [
+            ("instance_started", None),
+            ("task_completed", "review"),
+            ("task_cancelled", "work"),
+            ("instance_completed", None),
+        ]
+        return
+    assert (after.status, [t.element_id for t in after.tasks]) == (
+        InstanceStatus.RUNNING,
+        ["work"],
+    )
+    done = steps.complete(instance_id, "work")
+    assert done.status == InstanceStatus.COMPLETED
+    assert steps.ran[3:] == ["normal"]
+    assert steps.history(instance_id)[3:] == [
+        ("task_completed", "review"),
+        ("task_completed", "work"),
+        ("instance_completed", None),
+    ]
+
+
+# -- data objects ---------------------------------------------------------------------------
+
+DATA_OBJECT = (
+    '<bpmn:dataObject id="application_data"/>'
+    '<bpmn:dataObjectReference id="application_ref" dataObjectRef="application_data"/>'
+)
+
+
+def test_a_data_object_written_by_one_task_is_read_by_a_later_one(steps: Steps) -> None:
+    steps.deploy(
+        "documented",
+        definitions(
+            process(
+                "documented",
+                start(),
+                DATA_OBJECT,
+                script(
+                    "write",
+                    "application_data = {'amount': 5}\ntrace = trace + ['write']",
+                    inner='<bpmn:dataOutputAssociation id="written">'
+                    "<bpmn:targetRef>application_ref</bpmn:targetRef>"
+                    "</bpmn:dataOutputAssociation>",
+                ),
+                user("review"),
+                script(
+                    "read",
+                    "trace = trace + ['read']\nseen = application_data['amount']",
+                    inner='<bpmn:dataInputAssociation id="read_from">'
+                    "<bpmn:sourceRef>application_ref</bpmn:sourceRef>"
+                    "</bpmn:dataInputAssociation>",
+                ),
+                end(),
+                flows("start>write", "write>review", "review>read", "read>end"),
+            )
+        ),
+    )
+    instance_id = started(steps, "documented")
+    assert stored(steps, instance_id).data["trace"] == ["write"]
+    done = steps.complete(instance_id, "review")
+    assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert done.data == {
+        "trace": ["write", "read"],
+        "seen": 5,
+        "data_objects": {"application_data": {"amount": 5}},
+    }
+
+
+# -- service tasks as jobs and external tasks -------------------------------------------------
+
+
+def with_error_boundary(key: str, task: str) -> str:
+    """``before``, ``task`` (an error boundary event on it leads to ``handle``), ``after``."""
+    return definitions(
+        process(
+            key,
+            start(),
+            script("before"),
+            task,
+            boundary("rejected", "debit", ERROR),
+            script("after"),
+            script("handle"),
+            end(),
+            end("handled"),
+            flows("start>before", "before>debit", "debit>after", "after>end"),
+            flows("rejected>handle", "handle>handled"),
+        )
+    )
+
+
+@pytest.mark.parametrize("outcome", ["completed", "bpmn_error"])
+def test_an_async_service_task_runs_as_a_job_in_flow_order(steps: Steps, outcome: str) -> None:
+    steps.deploy(
+        "charged",
+        with_error_boundary("charged", service("debit", attrs=' camunda:asyncBefore="true"')),
+    )
+
+    def debit(data: dict[str, Any]) -> dict[str, Any]:
+        steps.ran.append("debit")
+        if outcome == "bpmn_error":
+            raise BpmnError("REJECTED", "no funds")
+        return {"debited": True}
+
+    instance_id = started(steps, "charged")
+    assert stored(steps, instance_id).data["trace"] == ["before"]
+    assert steps.ran == []
+    with steps.engine() as engine:
+        engine.services.register("debit", debit)
+        outcomes = engine.jobs.run_due().outcomes
+        assert [(o.kind, o.result, o.element_id) for o in outcomes] == [
+            ("service", outcome, "debit")
+        ]
+    assert steps.ran == ["debit"]
+    done = stored(steps, instance_id)
+    assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    if outcome == "completed":
+        assert done.data == {"trace": ["before", "after"], "debited": True}
+    else:
+        assert done.data == {"trace": ["before", "handle"]}
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("service_completed" if outcome == "completed" else "service_bpmn_error", "debit"),
+        ("instance_completed", None),
+    ]
+
+
+@pytest.mark.parametrize("outcome", ["completed", "bpmn_error"])
+def test_an_external_task_runs_between_its_neighbours(steps: Steps, outcome: str) -> None:
+    external = '<bpmn:serviceTask id="debit" camunda:type="external" camunda:topic="debits"/>'
+    steps.deploy("charged", with_error_boundary("charged", external))
+    instance_id = started(steps, "charged")
+    with steps.engine() as engine:
+        [task] = engine.external.fetch_and_lock(["debits"], worker_id="w1")
+        assert (task.instance_id, task.element_id) == (instance_id, "debit")
+        assert task.variables == {"trace": ["before"]}
+    with steps.engine() as engine:
+        if outcome == "completed":
+            engine.external.complete(task.id, worker_id="w1", variables={"debited": True})
+        else:
+            engine.external.bpmn_error(task.id, worker_id="w1", error_code="REJECTED")
+    done = stored(steps, instance_id)
+    assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    if outcome == "completed":
+        assert done.data == {"trace": ["before", "after"], "debited": True}
+    else:
+        assert done.data == {"trace": ["before", "handle"]}
+    assert steps.history(instance_id) == [
+        ("instance_started", None),
+        ("service_completed" if outcome == "completed" else "service_bpmn_error", "debit"),
+        ("instance_completed", None),
+    ]
+    with steps.engine() as engine:
+        assert engine.external.fetch_and_lock(["debits"], worker_id="w1") == []
