@@ -38,6 +38,7 @@ from bankflow.models import (
     JobRun,
     ProcessDefinition,
     Severity,
+    SignalResult,
     Task,
     ValidationReport,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "NotFound",
     "ProcessDefinition",
     "Severity",
+    "SignalResult",
     "SystemClock",
     "Task",
     "ValidationReport",

@@ -15,7 +15,7 @@ from bankflow.jobs._service import DEFAULT_LOCK
 from bankflow.jobs._worker import DEFAULT_GRACE
 from bankflow.models import JobOutcome
 from bankflow.persistence import Database
-from bankflow.runtime import Instances, Messages
+from bankflow.runtime import Instances, Messages, Signals
 from bankflow.runtime._catalog import Catalog
 from bankflow.runtime._executor import Executor
 from bankflow.services import ServiceRegistry
@@ -79,8 +79,15 @@ class Engine:
         self.tasks = Tasks(self._db, self.clock, executor, limits=self.limits)
         self.history = History(self._db)
         self.messages = Messages(self._db, executor, limits=self.limits)
+        self.signals = Signals(self._db, executor, limits=self.limits)
         self.jobs = Jobs(
-            self._db, self.clock, executor, self.messages, self.services, limits=self.limits
+            self._db,
+            self.clock,
+            executor,
+            self.messages,
+            self.services,
+            limits=self.limits,
+            signals=self.signals,
         )
         self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
         self.incidents = Incidents(self._db, self.instances, self.jobs)

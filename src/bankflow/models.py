@@ -30,6 +30,7 @@ __all__ = [
     "JobRun",
     "ProcessDefinition",
     "Severity",
+    "SignalResult",
     "Task",
     "ValidationReport",
 ]
@@ -260,8 +261,10 @@ class Job(_Frozen):
 
 class JobOutcome(_Frozen):
     """What running one job did: ``fired`` (timer), ``completed`` (service), ``started``
-    (timer or message start), ``delivered`` (message), ``retry``, ``incident``, or
-    ``conflict`` (someone else changed the instance first; it runs again)."""
+    (timer, message or signal start), ``delivered`` (message, or a signal to one
+    instance), ``broadcast`` (a thrown signal split into one job per instance and start),
+    ``skipped`` (the instance no longer waits for the signal), ``retry``, ``incident``,
+    or ``conflict`` (someone else changed the instance first; it runs again)."""
 
     job_id: str
     kind: str
@@ -271,6 +274,16 @@ class JobOutcome(_Frozen):
     element_id: str | None
     topic: str | None
     message: str | None = None
+
+
+class SignalResult(_Frozen):
+    """What one signal did: the waiting instances that caught it (``reached``, in the
+    order they were reached) and the instances its signal start events began
+    (``started``). Both empty: nobody waited, and a signal nobody waits for is lost."""
+
+    name: str
+    reached: tuple[Instance, ...] = ()
+    started: tuple[Instance, ...] = ()
 
 
 class JobRun(_Frozen):

@@ -38,6 +38,7 @@ EXPECTED = [
     "NotFound",
     "ProcessDefinition",
     "Severity",
+    "SignalResult",
     "SystemClock",
     "Task",
     "ValidationReport",

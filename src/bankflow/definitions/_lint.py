@@ -645,46 +645,6 @@ _GLOBAL_TASKS = frozenset(
         "globalBusinessRuleTask",
     }
 )
-_SIGNAL_CATCHES = frozenset({"startEvent", "intermediateCatchEvent", "boundaryEvent"})
-
-
-def _process_of(el: etree._Element) -> etree._Element:
-    node: etree._Element | None = el
-    while node is not None and _kind(node) != "process":
-        node = node.getparent()
-    return node if node is not None else el
-
-
-def _signal_key(definition: etree._Element) -> str:
-    """What SpiffWorkflow matches a signal by: the name of the referenced signal (the
-    reference itself when it names no signal of the file)."""
-    ref = _attr(definition, "signalRef")
-    root = definition.getroottree().getroot()
-    for signal in _children(root, "signal"):
-        if ref and _id(signal) == ref:
-            return _attr(signal, "name") or ref
-    return ref
-
-
-def _thrown_signals(process: etree._Element) -> set[str]:
-    """The signals a process throws, with those of the processes of the file it calls."""
-    root = process.getroottree().getroot()
-    processes = {_id(p): p for p in _children(root, "process")}
-    seen: set[str] = set()
-    todo = [process]
-    thrown: set[str] = set()
-    while todo:
-        current = todo.pop()
-        for kind in ("intermediateThrowEvent", "endEvent"):
-            for event in _descendants(current, kind):
-                for definition in _children(event, "signalEventDefinition"):
-                    thrown.add(_signal_key(definition))
-        for call in _descendants(current, "callActivity"):
-            called = _attr(call, "calledElement")
-            if called in processes and called not in seen:
-                seen.add(called)
-                todo.append(processes[called])
-    return thrown
 
 
 def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
@@ -700,7 +660,6 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
         extra_path = kind == "boundaryEvent" or (
             kind == "startEvent" and _is_event_subprocess(scope.element)
         )
-        never = "it never fires" if extra_path else "the instance waits there forever"
         if kind == "complexGateway":
             problem = "is not supported by bankflow yet: use an inclusive gateway"
         elif kind in EVENTS and _has_definition(node, "linkEventDefinition"):
@@ -731,22 +690,24 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "exclusive gateway"
             )
             severity = Severity.WARNING if extra_path else Severity.ERROR
-        elif kind in _SIGNAL_CATCHES and _has_definition(node, "signalEventDefinition"):
-            if kind == "startEvent" and not _is_event_subprocess(scope.element):
-                problem = (
-                    "is a signal start event, which bankflow does not support yet (no "
-                    "instance is started by a signal): use a message start event"
-                )
-            else:
-                thrown = _thrown_signals(_process_of(node))
-                keys = {_signal_key(d) for d in _children(node, "signalEventDefinition")}
-                if not keys & thrown:
-                    problem = (
-                        "catches a signal this process never throws, and signals between "
-                        f"instances are not supported by bankflow yet ({never}): use a "
-                        "message"
-                    )
-                    severity = Severity.WARNING if extra_path else Severity.ERROR
+        elif (
+            kind == "startEvent"
+            and _is_event_subprocess(scope.element)
+            and (parent := scope.element.getparent()) is not None
+            and _kind(parent) != "process"
+            and _has_definition(node, "signalEventDefinition")
+        ):
+            # Signals reach every catch event, boundary event and signal start event, and
+            # the signal starts of the process's own event sub-processes (from
+            # ``signals.broadcast`` or any instance that throws them); SpiffWorkflow 3.2
+            # never starts an event sub-process nested in a sub-process on a signal.
+            problem = (
+                "is the signal start of an event sub-process inside a sub-process, which "
+                "bankflow does not deliver signals to yet (it never fires): draw the event "
+                "sub-process at the process level, or a signal boundary event on the "
+                "sub-process"
+            )
+            severity = Severity.WARNING
         elif (
             kind == "startEvent"
             and _is_event_subprocess(scope.element)

@@ -81,8 +81,17 @@ def _info(
 
 
 def _trigger(el: etree._Element) -> dict[str, str] | None:
-    """What starts a process by itself: a message (by the name SpiffWorkflow matches on)
-    or a timer (its expression, quotes from the compatibility rewrite removed)."""
+    """What starts a process by itself: a message or a signal (by the name SpiffWorkflow
+    matches on) or a timer (its expression, quotes from the compatibility rewrite
+    removed)."""
+    signal = el.find(q("signalEventDefinition"))
+    if signal is not None:
+        ref = _attr(signal, "signalRef")
+        name = ref
+        for candidate in el.getroottree().getroot().iter(q("signal")):
+            if ref is not None and candidate.get("id") == ref:
+                name = _attr(candidate, "name") or ref
+        return {"kind": "signal", "name": name} if name else None
     message = el.find(q("messageEventDefinition"))
     if message is not None:
         ref = _attr(message, "messageRef")

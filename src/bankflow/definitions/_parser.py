@@ -17,9 +17,19 @@ from typing import Any, Literal
 import SpiffWorkflow.bpmn.parser as _bpmn_parser
 from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    CANCEL_EVENT_XPATH,
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    MESSAGE_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+    TERMINATION_EVENT_XPATH,
+)
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
+from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import (
@@ -367,6 +377,27 @@ def _counted(parser_class: Any) -> Any:
     )
 
 
+class _EndEventParser(SpiffEndEventParser):  # type: ignore[misc]
+    """SpiffWorkflow 3.2's end event parser leaves signals out of the definitions it
+    reads, so a signal end event became a none end event: its signal reached nobody, in
+    the instance or elsewhere, and a catch waiting for it waited forever."""
+
+    def create_task(self) -> Any:
+        definition = self.get_event_definition(
+            [
+                MESSAGE_EVENT_XPATH,
+                SIGNAL_EVENT_XPATH,
+                CANCEL_EVENT_XPATH,
+                ERROR_EVENT_XPATH,
+                ESCALATION_EVENT_XPATH,
+                TERMINATION_EVENT_XPATH,
+            ]
+        )
+        task = self._create_task(definition)
+        task.connect(self.spec.end)
+        return task
+
+
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
     """SpiffWorkflow's parser with bankflow's service and business rule tasks and checked
     multi-instance cardinalities; decisions are bankflow's own (``decisions``), not
@@ -384,6 +415,7 @@ class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
             full_tag("task"): (SpiffTaskParser, PassThroughTask),
             full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
+            full_tag("endEvent"): (_EndEventParser, EndEvent),
         }.items()
     }
 

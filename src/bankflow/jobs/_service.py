@@ -44,12 +44,13 @@ from bankflow.runtime import _spiff
 from bankflow.runtime._data import check_data
 from bankflow.runtime._executor import Change, Executor, Read, event
 from bankflow.runtime._messages import Messages
+from bankflow.runtime._signals import NotWaiting, Signals
 from bankflow.services import ServiceRegistry
 
 __all__ = ["DEFAULT_LOCK", "Jobs", "default_worker_id", "job_model"]
 
 DEFAULT_LOCK = timedelta(minutes=5)
-_WORKER_KINDS = ("timer", "message", "start_timer")
+_WORKER_KINDS = ("timer", "message", "start_timer", "signal")
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_CONFLICTS = 3
 
@@ -72,11 +73,13 @@ class Jobs:
         services: ServiceRegistry,
         *,
         limits: Limits = DEFAULT_LIMITS,
+        signals: Signals | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._executor = executor
         self._messages = messages
+        self._signals = signals or Signals(db, executor, limits=limits)
         self._services = services
         self.limits = limits
         self._store = JobStore()
@@ -224,6 +227,8 @@ class Jobs:
                 return self._start_on_timer(job, owner, at)
             if kind == "message":
                 return self._send_message(job, owner, at)
+            if kind == "signal":
+                return self._send_signal(job, owner, at)
             return self._call_service(job, owner, at)
         except ConcurrencyError as exc:
             self._release(job, owner, {})
@@ -306,6 +311,48 @@ class Jobs:
         if len(delivered) == 1 and delivered[0].revision == 0:  # a message start event
             return _outcome(job, "started", f"instance {delivered[0].id}")
         return _outcome(job, "delivered", ", ".join(i.id for i in delivered))
+
+    def _send_signal(self, job: RowMapping, owner: str, now: datetime) -> JobOutcome:
+        """A signal an instance threw: first split into one job per instance waiting for
+        it and per process it starts (in the transaction taking this job), then each of
+        those delivered or started as one guarded change that takes its own job, so a
+        retry never gives one instance the signal twice."""
+        name = job["topic"] or ""
+        payload = job["payload"] or {}
+        data = _spiff.restore_data(payload.get("data") or {})
+        if payload.get("to"):
+            try:
+                instance = self._signals.deliver_to(
+                    payload["to"],
+                    name,
+                    data,
+                    None,
+                    guard=self._consume(job, owner),
+                    consumed_job=job["id"],
+                )
+            except NotWaiting:
+                with self._db.connect(write=True) as conn:
+                    self._consume(job, owner)(conn)
+                return _outcome(job, "skipped", "the instance no longer waits for the signal")
+            return _outcome(job, "delivered", instance.id)
+        if payload.get("start"):
+            instance = self._signals.start(
+                payload["start"],
+                job["process_key"],
+                name,
+                data,
+                None,
+                guard=self._consume(job, owner),
+            )
+            return _outcome(job, "started", f"instance {instance.id}")
+        with self._db.connect(write=True) as conn:
+            self._consume(job, owner)(conn)
+            reached, starts = self._signals.fan_out(
+                conn, name, payload.get("data") or {}, exclude=job["instance_id"], now=now
+            )
+        return _outcome(
+            job, "broadcast", f"{reached} waiting instance(s), {starts} process start(s)"
+        )
 
     def _call_service(self, job: RowMapping, owner: str, now: datetime) -> JobOutcome:
         name = job["topic"] or ""

@@ -1,4 +1,4 @@
-"""Queries for jobs, message subscriptions and workers.
+"""Queries for jobs, message and signal subscriptions, and workers.
 
 Claiming is the one place the two databases differ: PostgreSQL locks the due rows it takes
 with ``FOR UPDATE SKIP LOCKED`` so many workers split the work without waiting on each
@@ -57,6 +57,7 @@ _DELETE_JOB = delete(_job).where(_job.c.id == bindparam("b_id"))
 _INSERT_SUBSCRIPTION = insert(_subscription)
 _DELETE_SUBSCRIPTION = delete(_subscription).where(
     _subscription.c.task_id == bindparam("b_id"),
+    _subscription.c.kind == bindparam("b_kind"),
     _subscription.c.message_name == bindparam("b_name"),
 )
 
@@ -135,9 +136,9 @@ class JobStore:
         if rows:
             conn.execute(_INSERT_SUBSCRIPTION, list(rows))
 
-    def delete_subscriptions(self, conn: Connection, keys: Iterable[tuple[str, str]]) -> None:
-        """Delete by (task id, message name)."""
-        ids = [{"b_id": task_id, "b_name": name} for task_id, name in keys]
+    def delete_subscriptions(self, conn: Connection, keys: Iterable[tuple[str, str, str]]) -> None:
+        """Delete by (task id, kind, message or signal name)."""
+        ids = [{"b_id": task_id, "b_kind": kind, "b_name": name} for task_id, kind, name in keys]
         if ids:
             conn.execute(_DELETE_SUBSCRIPTION, ids)
 
@@ -265,9 +266,10 @@ class JobStore:
     # -- messages ---------------------------------------------------------------------------
 
     def subscriptions(
-        self, conn: Connection, name: str, business_key: str | None
+        self, conn: Connection, name: str, business_key: str | None, *, kind: str = "message"
     ) -> list[RowMapping]:
-        """Tasks waiting for message ``name``, with their instance's status and data."""
+        """Tasks waiting for message (or, ``kind="signal"``, signal) ``name``, with their
+        instance's status and data."""
         query = (
             select(
                 _subscription,
@@ -275,7 +277,7 @@ class JobStore:
                 _instance.c.data,
             )
             .join(_instance, _instance.c.id == _subscription.c.instance_id)
-            .where(_subscription.c.message_name == name)
+            .where(_subscription.c.kind == kind, _subscription.c.message_name == name)
             .order_by(_subscription.c.created_at, _subscription.c.task_id)
         )
         if business_key is not None:

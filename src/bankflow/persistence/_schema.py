@@ -277,16 +277,18 @@ class JobRow(Base):
 
 
 class SubscriptionRow(Base):
-    """A task waiting for a message, found by name and business key without opening any
-    instance (an event-based gateway waits for several: one row each)."""
+    """A task waiting for a message or a signal (``kind``), found by name and business key
+    without opening any instance (an event-based gateway waits for several: one row each).
+    ``message_name`` is the signal's name for a signal."""
 
     __tablename__ = "bf_subscription"
     __table_args__ = (
-        Index(None, "message_name", "business_key"),
+        Index(None, "kind", "message_name", "business_key"),
         Index(None, "instance_id"),
     )
 
     task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True, server_default="message")
     instance_id: Mapped[str] = mapped_column(ForeignKey("bf_instance.id"))
     process_key: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255))

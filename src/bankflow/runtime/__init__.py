@@ -2,5 +2,6 @@
 
 from bankflow.runtime._instances import Instances
 from bankflow.runtime._messages import Messages
+from bankflow.runtime._signals import Signals
 
-__all__ = ["Instances", "Messages"]
+__all__ = ["Instances", "Messages", "Signals"]

@@ -140,11 +140,13 @@ class Executor:
         actor: str | None,
         definition_id: str | None = None,
         message: tuple[str, dict[str, Any]] | None = None,
+        signal: tuple[str, dict[str, Any]] | None = None,
         start_timer: bool = False,
         guard: Callable[[Connection], None] | None = None,
     ) -> Instance:
-        """Start an instance; ``message`` is delivered to its message start event and
-        ``start_timer`` fires its timer start event (how jobs and correlation start one)."""
+        """Start an instance; ``message`` is delivered to its message start event,
+        ``signal`` to its signal start event, and ``start_timer`` fires its timer start
+        event (how jobs, correlation and signals start one)."""
         if definition_id is None:
             with self._db.connect() as conn:
                 definition_id = self._store.definition_id(conn, process_key, version)
@@ -168,14 +170,33 @@ class Executor:
         }
         # SpiffWorkflow runs before the write transaction opens (see the module docstring).
         workflow, failure = self._start_workflow(
-            definition, data, start_timer=start_timer, message=message
+            definition, data, start_timer=start_timer, message=message, signal=signal
         )
         started = _event(
             header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
         )
+        also = []
+        if signal is not None:
+            also.append(
+                _event(
+                    header,
+                    "signal_received",
+                    now,
+                    actor=actor,
+                    data={"signal": signal[0], "data": _spiff.convert_data(signal[1])},
+                )
+            )
         try:
             instance = self._insert(
-                header, definition, workflow, failure, started, now, actor=actor, guard=guard
+                header,
+                definition,
+                workflow,
+                failure,
+                started,
+                now,
+                actor=actor,
+                guard=guard,
+                also=also,
             )
         except _Unstorable as bad:
             workflow = _spiff.start(definition.runnable, data, self.script_engine, run=False)
@@ -196,6 +217,7 @@ class Executor:
         *,
         actor: str | None,
         guard: Callable[[Connection], None] | None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> Instance:
         business_key = header["business_key"]
         try:
@@ -208,7 +230,7 @@ class Executor:
                     definition,
                     workflow,
                     failure,
-                    [started],
+                    [started, *also],
                     {},
                     now,
                     actor=actor,
@@ -226,6 +248,7 @@ class Executor:
         *,
         start_timer: bool,
         message: tuple[str, dict[str, Any]] | None,
+        signal: tuple[str, dict[str, Any]] | None = None,
     ) -> tuple[Any, _spiff.Failure | None]:
         with _spiff.clock(self._clock.now), _spiff.budget(self.limits.max_steps):
             try:
@@ -237,6 +260,8 @@ class Executor:
                 _spiff.fire_start_timers(workflow, unless_started=not start_timer)
                 if message is not None:
                     _spiff.deliver_message(workflow, *message)
+                if signal is not None:
+                    _spiff.deliver_signal(workflow, *signal)
             except _spiff.StepError as exc:
                 return workflow, exc.failure
         return workflow, None
@@ -436,10 +461,15 @@ class Executor:
         # Messages for other instances are taken out of the workflow before its state is
         # saved, so a later load does not throw them again.
         thrown = _spiff.thrown_messages(workflow)
+        signals = _spiff.thrown_signals(workflow)
         try:
             payloads = [
                 check_data(t.payload, what=f"message {t.name!r}", limits=self.limits)
                 for t in thrown
+            ]
+            signal_payloads = [
+                check_data(t.payload, what=f"signal {t.name!r}", limits=self.limits)
+                for t in signals
             ]
             state = _spiff.dump_state(workflow)
             data = _spiff.convert_data(_spiff.current_data(workflow))
@@ -542,6 +572,7 @@ class Executor:
             now,
             reset=reset_incidents,
             thrown=list(zip(thrown, payloads, strict=True)),
+            signals=list(zip(signals, signal_payloads, strict=True)),
         )
         new_revision = revision if new else revision + 1
         kept = [task_model(t) for task_id, t in existing.items() if task_id in ready_ids]
@@ -574,12 +605,13 @@ class Executor:
         *,
         reset: bool,
         thrown: Sequence[tuple[_spiff.Thrown, dict[str, Any]]],
+        signals: Sequence[tuple[_spiff.Thrown, dict[str, Any]]] = (),
     ) -> None:
         """Bring the job and subscription rows in line with what the workflow waits for,
-        and queue the messages it threw for other instances."""
+        and queue the messages and signals it threw for other instances."""
         waits = [] if status in _ENDED else _spiff.waits(workflow)
         job_status = "ready" if status == InstanceStatus.RUNNING else "held"
-        wanted = {(w.kind, w.task_id): w for w in waits if w.kind != "message"}
+        wanted = {(w.kind, w.task_id): w for w in waits if w.kind not in _SUBSCRIBED}
         have = {(j["kind"], j["task_id"]): j for j in jobs if j["kind"] in INSTANCE_KINDS}
         self._jobs.delete_jobs(conn, [j["id"] for key, j in have.items() if key not in wanted])
         new_jobs = []
@@ -615,9 +647,26 @@ class Executor:
                     created_at=now,
                 )
             )
+        for signal, payload in signals:
+            # Its own instance already caught it (SpiffWorkflow); the job takes it to the
+            # others and to the processes it starts.
+            new_jobs.append(
+                job_row(
+                    kind="signal",
+                    instance_id=header["id"],
+                    definition_id=header["definition_id"],
+                    process_key=header["process_key"],
+                    business_key=header["business_key"],
+                    element_id=signal.element_id,
+                    topic=signal.name,
+                    due_at=now,
+                    payload={"data": _spiff.convert_data(payload), "from": header["id"]},
+                    created_at=now,
+                )
+            )
         self._jobs.insert_jobs(conn, new_jobs)
-        wanted_subs = {(w.task_id, w.name or ""): w for w in waits if w.kind == "message"}
-        have_subs = {(s["task_id"], s["message_name"]) for s in subscriptions}
+        wanted_subs = {(w.task_id, w.kind, w.name or ""): w for w in waits if w.kind in _SUBSCRIBED}
+        have_subs = {(s["task_id"], s["kind"], s["message_name"]) for s in subscriptions}
         self._jobs.delete_subscriptions(conn, have_subs - set(wanted_subs))
         self._jobs.insert_subscriptions(
             conn,
@@ -627,12 +676,13 @@ class Executor:
                     "instance_id": header["id"],
                     "process_key": header["process_key"],
                     "business_key": header["business_key"],
+                    "kind": kind,
                     "message_name": name,
                     "element_id": wait.element_id,
                     "created_at": now,
                 }
-                for (task_id, name), wait in wanted_subs.items()
-                if (task_id, name) not in have_subs
+                for (task_id, kind, name), wait in wanted_subs.items()
+                if (task_id, kind, name) not in have_subs
             ],
         )
 
@@ -683,6 +733,9 @@ class Executor:
 
 
 _ENDED = {InstanceStatus.COMPLETED, InstanceStatus.CANCELLED}
+
+# Waits found through ``bf_subscription`` rather than a job.
+_SUBSCRIBED = ("message", "signal")
 
 # A change that finds the instance moved on is read and run again this many times in all.
 _ATTEMPTS = 3

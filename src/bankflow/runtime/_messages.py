@@ -150,7 +150,11 @@ class Messages:
         guard: Guard | None,
     ) -> Instance:
         def action(read: Read) -> Change:
-            waiting = [s for s in read.subscriptions if s["message_name"] == name]
+            waiting = [
+                s
+                for s in read.subscriptions
+                if s["kind"] == "message" and s["message_name"] == name
+            ]
             if not waiting:
                 raise ConcurrencyError(
                     f"instance {instance_id} stopped waiting for message {name!r} while it "

@@ -29,7 +29,10 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    ErrorEventDefinition,
+    SignalEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
@@ -1130,6 +1133,7 @@ def waits(workflow: BpmnWorkflow) -> list[Wait]:
                         retry_cycle=spec.retry_cycle,
                     )
                 )
+    found += _signal_waits(workflow)
     return found
 
 
@@ -1176,6 +1180,106 @@ def thrown_messages(workflow: BpmnWorkflow) -> list[Thrown]:
             payload = event.payload if isinstance(event.payload, dict) else {}
             found.append(Thrown(definition.name, dict(payload), _thrower(workflow, definition)))
     return found
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+# SpiffWorkflow hands a thrown signal to the catchers of its own instance only, and keeps it
+# for the outside world only when none of them caught it. A signal is a broadcast: it must
+# also reach every other instance waiting for it and start every process whose start event
+# catches it, whoever caught it here. Each throw is noted on the workflow (in memory, taken
+# when the change is saved: the executor turns it into a ``signal`` job).
+_THROWN_SIGNALS = "_bankflow_thrown_signals"
+
+
+def _throw_signal(self: SignalEventDefinition, my_task: Any) -> None:
+    original = next(_signal_throws[c] for c in type(self).__mro__ if c in _signal_throws)
+    original(self, my_task)
+    payload: Any = None
+    expression = getattr(self, "expression", None)
+    if expression is not None:  # SpiffWorkflow's signal payload expression
+        payload = my_task.workflow.script_engine.evaluate(my_task, expression)
+    top = my_task.workflow.top_workflow
+    top.__dict__.setdefault(_THROWN_SIGNALS, []).append(
+        Thrown(
+            self.name,
+            dict(payload) if isinstance(payload, Mapping) else {},
+            getattr(my_task.task_spec, "bpmn_id", None),
+        )
+    )
+
+
+_signal_throws = {
+    cls: cls.throw for cls in {SignalEventDefinition, *SignalEventDefinition.__subclasses__()}
+}
+for _signal_class in _signal_throws:
+    _signal_class.throw = _throw_signal
+
+
+def thrown_signals(workflow: BpmnWorkflow) -> list[Thrown]:
+    """Signals thrown since the last call, to be taken to the other instances."""
+    found: list[Thrown] = workflow.__dict__.pop(_THROWN_SIGNALS, [])
+    return found
+
+
+def _signal_waits(workflow: BpmnWorkflow) -> list[Wait]:
+    """What waits for a signal: catch events, boundary events and event-based gateways
+    (WAITING tasks), and the signal starts of the process's event sub-processes, which
+    SpiffWorkflow creates only when the signal comes (keyed by the instance's root task)."""
+    found = [
+        Wait("signal", str(task.id), element_id, name=definition.name)
+        for task in list(workflow.event_manager.tasks.values())
+        if task.state == TaskState.WAITING
+        for definition, element_id in _caught(task.task_spec)
+        if isinstance(definition, SignalEventDefinition)
+    ]
+    for start in _signal_starts(workflow):
+        wait = Wait(
+            "signal", str(workflow.task_tree.id), start.bpmn_id, name=start.event_definition.name
+        )
+        if wait not in found:
+            found.append(wait)
+    return found
+
+
+def _signal_starts(workflow: BpmnWorkflow) -> list[Any]:
+    """The signal start events of the event sub-processes SpiffWorkflow starts on demand
+    (``trigger_specs`` of the process: only the top workflow's are ever triggered)."""
+    starts = []
+    for name in getattr(workflow.spec.start, "trigger_specs", ()):
+        sub_spec = workflow.subprocess_specs.get(name)
+        for start in getattr(sub_spec, "bpmn_start_events", ()):
+            if isinstance(start.event_definition, SignalEventDefinition):
+                starts.append(start)
+    return starts
+
+
+def deliver_signal(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
+    """Hand signal ``name`` to everything in the workflow waiting for it (catch events,
+    boundary events, event sub-process starts, a signal start event); each catching task's
+    data gains ``payload``. Returns how many caught it."""
+    definitions = [
+        definition
+        for t in list(workflow.event_manager.tasks.values())
+        if t.state == TaskState.WAITING
+        for definition, _ in _caught(t.task_spec)
+        if isinstance(definition, SignalEventDefinition) and definition.name == name
+    ] + [s.event_definition for s in _signal_starts(workflow) if s.event_definition.name == name]
+    if not definitions:
+        return 0
+    carried = dict(payload)
+    event = BpmnEvent(definitions[0], payload=carried)
+    with _stepping():
+        caught = int(workflow.event_manager.catch(event, internal=False))
+    # SpiffWorkflow keeps the payload aside on each catching task (``internal_data``, by
+    # signal name) and merges it only into a named variable: merge it into the data, as
+    # ``messages.correlate`` does, before the catching tasks run.
+    for wf in (workflow, *workflow.subprocesses.values()):
+        for task in wf.tasks.values():
+            if task.internal_data.get(name) is carried:
+                task.data.update(carried)
+    _run_engine(workflow)
+    return caught
 
 
 def _thrower(workflow: BpmnWorkflow, definition: MessageEventDefinition) -> str | None:
