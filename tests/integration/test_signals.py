@@ -455,3 +455,19 @@ def test_signal_end_event_is_caught_in_its_own_instance(db_url: str, tmp_path: P
         run = engine.jobs.run_due()
     assert [(o.kind, o.result) for o in run.outcomes] == [("signal", "broadcast")]
     assert signal_subscriptions(db_url) == []
+
+
+def test_the_signals_example_of_the_jobs_doc_runs_as_printed(
+    repo_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/jobs.md, "Signals": the example runs verbatim (SQLite, in a fresh folder) and
+    prints what the page says it prints."""
+    section = (repo_root / "docs" / "jobs.md").read_text().split("\n## Signals\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = section.split("```text\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/jobs.md", "exec"), {"__name__": "docs_example"})
+    assert capsys.readouterr().out == printed
