@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bankflow import AccessDenied, BpmnError, InstanceStatus
+from bankflow import AccessDenied, BpmnError, DefinitionError, InstanceStatus, NotFound, Severity
 from bpmn_builders import (
     CANCEL,
     ERROR,
@@ -1080,17 +1080,9 @@ def test_a_non_interrupting_signal_event_sub_process_runs_beside_the_work(steps:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "a signal end event's signal reaches nothing in its own instance: after 'a' and "
-        "the signal end event, the intermediate catch event 'wait' still waits, the "
-        "instance stays running with no task, job or subscription to act on, and 'c' "
-        "never runs (docs/bpmn-coverage.md: not supported)"
-    ),
-)
 def test_a_signal_end_event_reaches_the_catch_event_of_its_instance(steps: Steps) -> None:
+    """It reached nothing: SpiffWorkflow 3.2 parsed a signal end event as a none end event
+    (fixed in ``definitions/_parser.py``)."""
     steps.deploy(
         "signalled",
         definitions(
@@ -1233,3 +1225,69 @@ def test_a_timer_start_event_starts_the_process_when_due(steps: Steps) -> None:
     with steps.engine() as engine:
         assert engine.jobs.run_due(now=T0 + timedelta(days=30)).outcomes == ()
         assert len(engine.instances.list()) == 1
+
+
+# -- refused at validate, on both databases -------------------------------------------------
+
+REFUSED = {
+    "conditional-process-start": (
+        process(
+            "refused",
+            start(
+                "start",
+                "<bpmn:conditionalEventDefinition><bpmn:condition>ready</bpmn:condition>"
+                "</bpmn:conditionalEventDefinition>",
+            ),
+            service("a"),
+            end(),
+            flows("start>a", "a>end"),
+        ),
+        ("unsupported", "start", "is a conditional event"),
+    ),
+    "compensation-boundary": (
+        process(
+            "refused",
+            start(),
+            service("a"),
+            boundary("undo_a", "a", "<bpmn:compensateEventDefinition/>"),
+            '<bpmn:serviceTask id="undo" isForCompensation="true" '
+            'camunda:delegateExpression="${b}"/>',
+            end(),
+            flows("start>a", "a>end"),
+            '<bpmn:association id="undo_link" associationDirection="One" sourceRef="undo_a" '
+            'targetRef="undo"/>',
+        ),
+        ("unsupported", "undo_a", "bankflow cannot run compensation events yet"),
+    ),
+    "call-activity-without-target": (
+        process(
+            "refused",
+            start(),
+            '<bpmn:callActivity id="call"/>',
+            end(),
+            flows("start>call", "call>end"),
+        ),
+        ("call-activity-target", "call", "calledElement is empty"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_what_bankflow_cannot_run_is_refused_and_nothing_is_deployed(
+    steps: Steps, case: str
+) -> None:
+    source, (rule, element_id, words) = REFUSED[case]
+    path = steps.tmp_path / "refused.bpmn"
+    path.write_text(definitions(source), encoding="utf-8")
+    with steps.engine() as engine:
+        report = engine.definitions.validate(path)
+        errors = [d for d in report.diagnostics if d.severity == Severity.ERROR]
+        assert [(d.rule, d.element_id) for d in errors] == [(rule, element_id)]
+        assert words in errors[0].message
+        with pytest.raises(DefinitionError):
+            engine.definitions.deploy(path)
+    with steps.engine() as engine:
+        assert engine.definitions.list() == []
+        assert engine.jobs.list() == []
+        with pytest.raises(NotFound):
+            engine.instances.start("refused")
