@@ -11,12 +11,14 @@ step opens a fresh Engine on the stored state (no cache).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from bankflow import Engine, InstanceStatus, InvalidData
+from bankflow import Engine, FixedClock, InstanceStatus, InvalidData
+from bankflow.runtime import Signals
 
 HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -471,3 +473,41 @@ def test_the_signals_example_of_the_jobs_doc_runs_as_printed(
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "docs/jobs.md", "exec"), {"__name__": "docs_example"})
     assert capsys.readouterr().out == printed
+
+
+def test_a_signal_job_that_keeps_failing_is_an_incident_of_its_own(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thrown signal that cannot be split (here: a bug) is retried, then becomes an
+    incident of kind ``signal``; the thrower, which has moved on, is not failed. Retrying
+    the incident sends it again."""
+    deploy(db_url, tmp_path, waiter=WAITER, thrower=thrower("end"))
+    waiting = start(db_url, "waiter")
+    throwing = start(db_url, "thrower")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Signals, "fan_out", broken)
+    clock = FixedClock(datetime.now(UTC))
+    results = []
+    with Engine(db_url, clock=clock, cache_size=0) as engine:
+        for _ in range(3):
+            results += [o.result for o in engine.jobs.run_due().outcomes]
+            clock.set(clock.now() + timedelta(hours=1))
+        [incident] = engine.incidents.list()
+    assert results == ["retry", "retry", "incident"]
+    assert (incident.kind, incident.instance_id, incident.element_id) == (
+        "signal",
+        throwing,
+        "publish",
+    )
+    assert "disk on fire" in incident.message
+    monkeypatch.undo()
+    with fresh(db_url) as engine:
+        assert engine.instances.get(throwing).status == InstanceStatus.COMPLETED
+        engine.incidents.retry(incident.id)
+        run = engine.jobs.run_due()
+        assert [o.result for o in run.outcomes] == ["broadcast", "delivered"]
+        assert engine.instances.get(waiting).data["trace"] == ["before", "after"]
+        assert engine.incidents.list() == []

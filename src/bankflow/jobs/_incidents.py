@@ -76,7 +76,7 @@ class Incidents:
         self, incident_id: str, *, data: dict[str, Any] | None = None, user: str | None = None
     ) -> Incident:
         """Resolve: a failed instance runs its step again (with ``data`` merged in; a job
-        out of retries gets a fresh set), a stuck message is sent again."""
+        out of retries gets a fresh set), a stuck message or signal is sent again."""
         _inputs.require_id(incident_id, "incident")
         try:
             incident = self.get(incident_id)
@@ -84,7 +84,7 @@ class Incidents:
             # Not failed: let the instance say why there is nothing to retry.
             self._instances.retry(incident_id, data=data, user=user)
             raise
-        if incident.kind == "message" and incident.job_id is not None:
+        if incident.kind in ("message", "signal") and incident.job_id is not None:
             self._jobs.reset(incident.job_id)
         else:
             self._instances.retry(incident.instance_id or "", data=data, user=user)

@@ -467,7 +467,9 @@ class Jobs:
                 )
             return "retry"
         values = {"attempts": attempts, "retries": 0, "last_error": message, "status": "incident"}
-        if job["instance_id"] is None or job["kind"] == "message":
+        if job["instance_id"] is None or job["kind"] in ("message", "signal"):
+            # The thrower has moved on and the receiver never got it: the job is the
+            # incident, no instance is failed.
             with self._db.connect(write=True) as conn:
                 if not self._store.release(conn, job["id"], owner, values):
                     raise _lost(job)
