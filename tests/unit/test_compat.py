@@ -253,3 +253,33 @@ def test_juel_in_timers_and_cardinalities_becomes_python() -> None:
     assert [el.text for el in find(root, "timeDate")] == ["reminderDate"]
     assert [el.text for el in find(root, "timeDuration")] == ["delay"]
     assert [el.text for el in find(root, "loopCardinality")] == ["reviewers"]
+
+
+def test_a_link_throw_flows_to_the_catch_of_its_name_in_its_scope() -> None:
+    link = "<bpmn:linkEventDefinition name='{}'/>"
+    root = doc(
+        "<bpmn:startEvent id='s'/>"
+        f"<bpmn:intermediateThrowEvent id='go'>{link.format('L')}</bpmn:intermediateThrowEvent>"
+        f"<bpmn:intermediateCatchEvent id='land'>{link.format('L')}</bpmn:intermediateCatchEvent>"
+        "<bpmn:endEvent id='e'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='s' targetRef='go'/>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='land' targetRef='e'/>"
+        "<bpmn:subProcess id='sub'>"
+        f"<bpmn:intermediateThrowEvent id='sub_go'>{link.format('L')}</bpmn:intermediateThrowEvent>"
+        f"<bpmn:intermediateCatchEvent id='sub_land'>{link.format('L')}"
+        "</bpmn:intermediateCatchEvent>"
+        # no catch of this name: left as drawn (validate refuses it, rule link-event)
+        f"<bpmn:intermediateThrowEvent id='lost'>{link.format('M')}</bpmn:intermediateThrowEvent>"
+        "</bpmn:subProcess>"
+    )
+    assert rewrite(root, file="f.bpmn") == []
+    added = sorted(
+        (f.getparent().get("id"), f.get("sourceRef"), f.get("targetRef"))
+        for f in find(root, "sequenceFlow")
+        if f.get("id") not in ("f1", "f2")
+    )
+    assert added == [("p", "go", "land"), ("sub", "sub_go", "sub_land")]
+    # The events keep their ids and pass through as none events.
+    for element_id in ("go", "land", "sub_go", "sub_land"):
+        assert by_id(root, element_id).find(f"{{{BPMN}}}linkEventDefinition") is None
+    assert by_id(root, "lost").find(f"{{{BPMN}}}linkEventDefinition") is not None

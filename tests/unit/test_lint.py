@@ -705,16 +705,6 @@ def with_globals(text: str, elements: str) -> str:
             "bankflow does not support yet",
         ),
         (
-            '<bpmn:subProcess id="OnCancel" name="On cancel" triggeredByEvent="true">'
-            '<bpmn:startEvent id="Cancel" name="Cancel">'
-            '<bpmn:messageEventDefinition messageRef="M"/></bpmn:startEvent>'
-            "</bpmn:subProcess>",
-            "Cancel",
-            WARNING,
-            'start event "Cancel" is the message start of an event sub-process, which '
-            "bankflow does not deliver messages to yet",
-        ),
-        (
             '<bpmn:intermediateCatchEvent id="Go" name="Go">'
             "<bpmn:eventDefinitionRef>Def</bpmn:eventDefinitionRef>"
             "</bpmn:intermediateCatchEvent>",
@@ -798,20 +788,67 @@ def test_unsupported_construct_is_named(
     assert message in diagnostic.message
 
 
-def test_unsupported_link_events() -> None:
+# --- link-event ------------------------------------------------------------------------------
+
+
+def _link(kind: str, element_id: str, name: str | None) -> str:
+    tag = "intermediateThrowEvent" if kind == "throw" else "intermediateCatchEvent"
+    named = "" if name is None else f' name="{name}"'
+    return (
+        f'<bpmn:{tag} id="{element_id}" name="{element_id}">'
+        f"<bpmn:linkEventDefinition{named}/></bpmn:{tag}>"
+    )
+
+
+def test_link_events_with_their_catch_are_quiet() -> None:
+    # Two throws may lead to one catch; a scope may reuse a name another scope uses.
     text = bpmn(
         CLEAN
-        + """
-    <bpmn:intermediateThrowEvent id="GoTo" name="To B"><bpmn:linkEventDefinition name="B"/>
-    </bpmn:intermediateThrowEvent>
-    <bpmn:intermediateCatchEvent id="Arrive" name="B"><bpmn:linkEventDefinition name="B"/>
-    </bpmn:intermediateCatchEvent>"""
+        + _link("throw", "GoTo", "B")
+        + _link("throw", "AlsoGoTo", "B")
+        + _link("catch", "Arrive", "B")
+        + '<bpmn:subProcess id="Sub" name="Sub">'
+        + _link("throw", "SubGoTo", "B")
+        + _link("catch", "SubArrive", "B")
+        + "</bpmn:subProcess>"
     )
-    throw, catch = expect(text, "unsupported", ERROR, "GoTo", "Arrive")
-    assert throw.message.startswith(
-        'intermediate throw event "To B" is a link event, which bankflow does not support yet'
+    assert found(text, "link-event") == []
+    assert found(text, "unsupported") == []
+
+
+def test_link_throw_without_a_catch_in_its_scope() -> None:
+    # The only catch of the name is in another scope (a sub-process).
+    text = bpmn(
+        CLEAN
+        + _link("throw", "GoTo", "B")
+        + '<bpmn:subProcess id="Sub" name="Sub">'
+        + _link("catch", "Arrive", "B")
+        + "</bpmn:subProcess>"
     )
-    assert "draw a sequence flow instead" in catch.message
+    (diagnostic,) = expect(text, "link-event", ERROR, "GoTo")
+    assert diagnostic.file == "loan.bpmn"
+    assert diagnostic.message.startswith(
+        "intermediate throw event \"GoTo\" throws link 'B', which no link catch event in "
+        'process "Loan" catches'
+    )
+
+
+def test_two_link_catches_of_one_name_in_a_scope() -> None:
+    text = bpmn(
+        CLEAN
+        + _link("throw", "GoTo", "B")
+        + _link("catch", "Arrive", "B")
+        + _link("catch", "ArriveAgain", "B")
+    )
+    (diagnostic,) = expect(text, "link-event", ERROR, "ArriveAgain")
+    assert "catches link 'B', as intermediate catch event \"Arrive\"" in diagnostic.message
+
+
+def test_link_event_without_a_name() -> None:
+    text = bpmn(CLEAN + _link("throw", "GoTo", None) + _link("catch", "Arrive", " "))
+    throw, catch = expect(text, "link-event", ERROR, "GoTo", "Arrive")
+    assert "is a link event without a link name" in throw.message
+    assert "is a link event without a link name" in catch.message
 
 
 def test_unsupported_call_of_a_global_task() -> None:
@@ -847,6 +884,13 @@ def test_unsupported_call_of_a_global_task() -> None:
         f'<bpmn:subProcess id="OnAlarm" name="On alarm" triggeredByEvent="true">'
         f'<bpmn:startEvent id="A" name="A">{SIGNAL}</bpmn:startEvent></bpmn:subProcess>',
         '<bpmn:startEvent id="Msg" name="Msg"><bpmn:messageEventDefinition/></bpmn:startEvent>',
+        # the message start of an event sub-process, interrupting or not
+        '<bpmn:subProcess id="OnCancel" name="On cancel" triggeredByEvent="true">'
+        '<bpmn:startEvent id="Cancel" name="Cancel">'
+        '<bpmn:messageEventDefinition messageRef="M"/></bpmn:startEvent>'
+        '<bpmn:startEvent id="Remind" name="Remind" isInterrupting="false">'
+        '<bpmn:messageEventDefinition messageRef="M"/></bpmn:startEvent>'
+        "</bpmn:subProcess>",
     ],
 )
 def test_unsupported_quiet_on_what_bankflow_runs(extra: str) -> None:

@@ -144,6 +144,31 @@ class _Rewriter:
         for node in starts:
             self.add_flow(scope, start.get("id", ""), node.get("id", ""))
 
+    def links(self, scope: etree._Element) -> None:
+        """A link throw event goes on at the link catch event of the same name in its
+        scope (BPMN's "off-page connector"), which SpiffWorkflow does not know: a sequence
+        flow from each throw to its catch says the same, and both events become none
+        events that pass through, keeping their ids (history and traces show them). A
+        throw with no catch, or a name caught twice, is an error at validate
+        (``link-event``) and is left alone here."""
+        links = [n for n in self.nodes(scope) if n.find(q("linkEventDefinition")) is not None]
+        catches: dict[str, list[etree._Element]] = {}
+        for node in links:
+            if local_name(node) == "intermediateCatchEvent":
+                name = _link_name(node)
+                catches.setdefault(name, []).append(node)
+        for node in links:
+            if local_name(node) != "intermediateThrowEvent":
+                continue
+            targets = catches.get(_link_name(node), [])
+            if len(targets) != 1 or not _link_name(node):
+                continue
+            self.add_flow(scope, node.get("id", ""), targets[0].get("id", ""))
+            _drop_link_definition(node)
+        for found in catches.values():
+            if len(found) == 1 and _link_name(found[0]):
+                _drop_link_definition(found[0])
+
     def implicit_splits(self, scope: etree._Element) -> None:
         """An activity or event with several outgoing flows forks: unconditional flows all
         run (a parallel split), conditional ones run when true (an inclusive split).
@@ -379,6 +404,16 @@ def _plain_name(expression: str | None) -> str | None:
     return text if _IDENTIFIER.match(text) else None
 
 
+def _link_name(event: etree._Element) -> str:
+    definition = event.find(q("linkEventDefinition"))
+    return "" if definition is None else " ".join((definition.get("name") or "").split())
+
+
+def _drop_link_definition(event: etree._Element) -> None:
+    for definition in event.findall(q("linkEventDefinition")):
+        event.remove(definition)
+
+
 def _set_condition(flow: etree._Element, text: str) -> None:
     condition = etree.SubElement(flow, q("conditionExpression"))
     condition.text = text
@@ -398,6 +433,7 @@ def rewrite(root: etree._Element, *, file: str) -> list[Diagnostic]:
         if rewriter.empty_scope(scope):
             continue
         rewriter.implicit_start(scope)
+        rewriter.links(scope)
         rewriter.gateway_defaults(scope)
         rewriter.implicit_splits(scope)
     return rewriter.diagnostics

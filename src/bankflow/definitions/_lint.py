@@ -662,11 +662,6 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
         )
         if kind == "complexGateway":
             problem = "is not supported by bankflow yet: use an inclusive gateway"
-        elif kind in EVENTS and _has_definition(node, "linkEventDefinition"):
-            problem = (
-                "is a link event, which bankflow does not support yet (the flow stops at "
-                "the throw event): draw a sequence flow instead"
-            )
         elif kind in EVENTS and next(_children(node, "eventDefinitionRef"), None) is not None:
             problem = (
                 "refers to a global event definition (eventDefinitionRef), which "
@@ -708,17 +703,6 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "sub-process"
             )
             severity = Severity.WARNING
-        elif (
-            kind == "startEvent"
-            and _is_event_subprocess(scope.element)
-            and _has_definition(node, "messageEventDefinition")
-        ):
-            problem = (
-                "is the message start of an event sub-process, which bankflow does not "
-                "deliver messages to yet (it never fires; correlating the message finds "
-                "nobody waiting): use a message boundary event on a sub-process"
-            )
-            severity = Severity.WARNING
         elif kind == "eventBasedGateway" and _is_true(node, "instantiate"):
             problem = (
                 'instantiates the process (instantiate="true"), which bankflow does '
@@ -753,6 +737,52 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                     )
         if problem:
             yield file.diagnostic(node, "unsupported", severity, f"{what} {problem}")
+
+
+def _link_events(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A link throw event goes on at the link catch event of the same name in its own
+    scope (the rewrite draws that flow): a throw with no such catch would end its path
+    silently, and two catches of one name leave it ambiguous where the flow goes on."""
+    catches: dict[str, list[etree._Element]] = {}
+    throws: list[tuple[etree._Element, str]] = []
+    for node in scope.nodes:
+        if not _is_link_event(node):
+            continue
+        names = [_attr(d, "name") for d in _children(node, "linkEventDefinition")]
+        name = names[0] if names else ""
+        if not name:
+            yield file.diagnostic(
+                node,
+                "link-event",
+                Severity.ERROR,
+                f"{_describe(node)} is a link event without a link name: name the link "
+                "(the same name on the throw and on the catch event)",
+            )
+        elif _kind(node) == "intermediateCatchEvent":
+            catches.setdefault(name, []).append(node)
+        elif _kind(node) == "intermediateThrowEvent":
+            throws.append((node, name))
+    for name, found in catches.items():
+        for node in found[1:]:
+            yield file.diagnostic(
+                node,
+                "link-event",
+                Severity.ERROR,
+                f"{_describe(node)} catches link {shorten(name, 80)!r}, as "
+                f"{_describe(found[0])} in the same scope already does, so a link throw "
+                "event cannot tell where the flow goes on: give each catch its own name",
+            )
+    for node, name in throws:
+        if name not in catches:
+            yield file.diagnostic(
+                node,
+                "link-event",
+                Severity.ERROR,
+                f"{_describe(node)} throws link {shorten(name, 80)!r}, which no link catch "
+                f"event in {_describe(scope.element)} catches, so the flow would stop "
+                "there: add an intermediate catch event with that link name in the same "
+                "scope",
+            )
 
 
 # --- expressions ----------------------------------------------------------------------------
@@ -964,6 +994,7 @@ _RULES: tuple[_Rule, ...] = (
     _loop_counts,
     _expressions,
     _unsupported,
+    _link_events,
     _parallel_write,
 )
 

@@ -352,6 +352,7 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
     _mark_interrupting_timer_starts(subprocess_specs, sources)
+    _arm_message_event_subprocesses(spec, subprocess_specs)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
 
@@ -391,7 +392,11 @@ def _mark_interrupting_timer_starts(
                     wanted[key] = (interrupting or caught[0] == "error", caught[1])
                 elif interrupting and any(
                     start.find(q(kind)) is not None
-                    for kind in ("timerEventDefinition", "signalEventDefinition")
+                    for kind in (
+                        "timerEventDefinition",
+                        "signalEventDefinition",
+                        "messageEventDefinition",
+                    )
                 ):
                     wanted[key] = (True, None)
     for sub_spec in subprocess_specs.values():
@@ -429,6 +434,33 @@ def _caught_by_start(root: Any, start: Any) -> tuple[str, Any] | None:
     return None
 
 
+# SpiffWorkflow starts an event sub-process with a message start only when the message
+# reaches the top workflow's event manager, which creates it then (``trigger_specs``): until
+# that moment nothing waits, so the subscription index never lists it, correlation finds
+# nobody, and one nested in a sub-process is never started at all. Here it is a branch
+# from its scope's start instead, as SpiffWorkflow does for timer starts: its start event
+# waits (and is subscribed) while the scope runs, and goes when the scope ends.
+def _arm_message_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, Any]) -> None:
+    for scope in (spec, *subprocess_specs.values()):
+        start = scope.start
+        for name in list(getattr(start, "trigger_specs", ())):
+            sub_spec = subprocess_specs.get(name)
+            task_spec = scope.task_specs.get(name)
+            if sub_spec is None or task_spec is None:
+                continue
+            if not any(
+                isinstance(s.event_definition, MessageEventDefinition)
+                for s in sub_spec.bpmn_start_events
+            ):
+                continue
+            start.trigger_specs.remove(name)
+            if task_spec not in start.outputs:
+                start.connect(task_spec)
+                task_spec.connect(scope.end)
+            setattr(task_spec, _REARM, True)
+
+
+_REARM = "bankflow_rearm"
 _start_on_complete = StartEvent._on_complete
 
 
@@ -436,6 +468,25 @@ def _start_completed(self: StartEvent, my_task: Any) -> None:
     _start_on_complete(self, my_task)
     if getattr(self, _INTERRUPTING, False):
         _cancel_rest_of_scope(my_task.workflow)
+    else:
+        _rearm_event_subprocess(my_task.workflow)
+
+
+def _rearm_event_subprocess(event_subprocess: Any) -> None:
+    """A non-interrupting message event sub-process that started leaves a new one waiting
+    beside it: the message may come again while the scope runs (each one starts its own
+    handler, as in Camunda)."""
+    if event_subprocess.parent_task_id is None:
+        return
+    scope = event_subprocess.parent_workflow
+    fired = scope.get_task_from_id(event_subprocess.parent_task_id)
+    if fired is None or not getattr(fired.task_spec, _REARM, False) or fired.parent is None:
+        return
+    if fired.parent is not scope.task_tree:
+        return
+    again = fired.parent._add_child(fired.task_spec, TaskState.FUTURE)
+    again.triggered = True  # not an output SpiffWorkflow would sync away
+    again.task_spec._update(again)
 
 
 def _cancel_rest_of_scope(event_subprocess: Any) -> None:
@@ -893,10 +944,13 @@ def _throwing_completed(self: ThrowingEvent, my_task: Any) -> None:
 
 
 def _interrupting_catchers(my_task: Any) -> list[Any]:
-    """Interrupting boundary events of the sub-processes around ``my_task`` that caught
-    an event (SpiffWorkflow makes a catching boundary event READY) and have not run."""
+    """Interrupting boundary events of the sub-processes (and call activities) around
+    ``my_task``, and interrupting start events of the event sub-processes of its scopes,
+    that caught an event (SpiffWorkflow makes a catching event READY) and have not run:
+    innermost first."""
     found = []
     workflow = my_task.workflow
+    found += _interrupting_starts(workflow)
     while workflow.parent_task_id is not None:
         parent = workflow.parent_workflow
         activity = parent.get_task_from_id(workflow.parent_task_id)
@@ -910,6 +964,28 @@ def _interrupting_catchers(my_task: Any) -> list[Any]:
                 and t.state == TaskState.READY
             ]
         workflow = parent
+        found += _interrupting_starts(workflow)
+    return found
+
+
+def _interrupting_starts(scope: Any) -> list[Any]:
+    """READY interrupting start events of the event sub-processes of ``scope``: an
+    escalation thrown in a called process reached one, and the thrower must go no further
+    (SpiffWorkflow ran the called process on before the caller's event sub-process)."""
+    if not any(isinstance(s, SubWorkflowTask) for s in scope.spec.start.outputs):
+        return []
+    found = []
+    for task in scope.task_tree.children:
+        if task.state != TaskState.STARTED or not isinstance(task.task_spec, SubWorkflowTask):
+            continue
+        sub = scope.top_workflow.subprocesses.get(task.id)
+        if sub is None:
+            continue
+        found += [
+            t
+            for t in _in_state(sub, TaskState.READY)
+            if isinstance(t.task_spec, StartEvent) and getattr(t.task_spec, _INTERRUPTING, False)
+        ]
     return found
 
 
