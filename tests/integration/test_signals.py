@@ -397,6 +397,32 @@ def test_signal_event_sub_process_from_another_instance(
         ]
 
 
+def test_an_interrupting_signal_event_sub_process_starts_once(db_url: str, tmp_path: Path) -> None:
+    """Once started it replaced the process's work: a second signal finds nobody waiting
+    (it used to reach the instance again, recorded as received, and do nothing)."""
+    handled_by_hand = guarded("true").replace(service("handle"), user("handle"))
+    deploy(db_url, tmp_path, guarded=handled_by_hand)
+    instance_id = start(db_url, "guarded")
+    with fresh(db_url) as engine:
+        [reached] = engine.signals.broadcast("halt").reached
+    assert [t.element_id for t in reached.tasks] == ["handle"]
+    assert signal_subscriptions(db_url) == []
+    with fresh(db_url) as engine:
+        assert engine.signals.broadcast("halt").reached == ()
+        [handle] = engine.instances.get(instance_id).tasks
+        done = engine.tasks.complete(handle.id, user="u", groups=["ops"])
+    assert done.status == InstanceStatus.COMPLETED, done.failure
+    assert [e[:2] for e in history(db_url, instance_id)] == [
+        ("instance_started", None),
+        ("task_created", "work"),
+        ("signal_received", "halt_in"),
+        ("task_created", "handle"),
+        ("task_cancelled", "work"),
+        ("task_completed", "handle"),
+        ("instance_completed", None),
+    ]
+
+
 # -- thrown by an instance -----------------------------------------------------------------
 
 

@@ -352,6 +352,7 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
     _mark_interrupting_timer_starts(subprocess_specs, sources)
+    _wire_signal_event_subprocesses(spec, subprocess_specs)
     _arm_message_event_subprocesses(spec, subprocess_specs)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
@@ -1320,14 +1321,41 @@ def _signal_waits(workflow: BpmnWorkflow) -> list[Wait]:
 
 def _signal_starts(workflow: BpmnWorkflow) -> list[Any]:
     """The signal start events of the event sub-processes SpiffWorkflow starts on demand
-    (``trigger_specs`` of the process: only the top workflow's are ever triggered)."""
+    (``trigger_specs`` of the process: only the top workflow's are ever triggered). An
+    interrupting one that has started no longer waits: it replaced the process's work."""
     starts = []
+    triggered = {t.task_spec.name for t in workflow.task_tree.children}
     for name in getattr(workflow.spec.start, "trigger_specs", ()):
         sub_spec = workflow.subprocess_specs.get(name)
         for start in getattr(sub_spec, "bpmn_start_events", ()):
-            if isinstance(start.event_definition, SignalEventDefinition):
-                starts.append(start)
+            if not isinstance(start.event_definition, SignalEventDefinition):
+                continue
+            if getattr(start, _INTERRUPTING, False) and name in triggered:
+                continue
+            starts.append(start)
     return starts
+
+
+def _wire_signal_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, Any]) -> None:
+    """SpiffWorkflow wires an event sub-process it starts on demand (``trigger_specs``)
+    into the process spec only when the event comes, on the spec object in memory: another
+    engine (a worker, the next request), building the spec afresh, found its task with no
+    input and failed the instance when the event sub-process went on after a reload (and the
+    spec shared by every instance was changed at run time). Its signal start ones are wired
+    here, once, at build: an input from the start (without becoming one of the start's
+    branches, so it still starts only on the signal) and an output to the end."""
+    for name in list(getattr(spec.start, "trigger_specs", ())):
+        task_spec = spec.task_specs.get(name)
+        sub_spec = subprocess_specs.get(name)
+        if task_spec is None or not any(
+            isinstance(s.event_definition, SignalEventDefinition)
+            for s in getattr(sub_spec, "bpmn_start_events", ())
+        ):
+            continue
+        if spec.start not in task_spec.inputs:
+            task_spec._connect_notify(spec.start)
+        if spec.end not in task_spec.outputs:
+            task_spec.connect(spec.end)
 
 
 def deliver_signal(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
