@@ -179,6 +179,7 @@ class Steps:
         self.clock = FixedClock(T0)
         self.recorders = tuple(recorders)
         self.ran: list[str] = []
+        self._migrated = False
 
     def deploy(self, name: str, source: str) -> None:
         path = self.tmp_path / f"{name}.bpmn"
@@ -187,7 +188,8 @@ class Steps:
             engine.definitions.deploy(path)
 
     def engine(self) -> Engine:
-        engine = Engine(self.url, migrate=True, clock=self.clock, cache_size=0)
+        engine = Engine(self.url, migrate=not self._migrated, clock=self.clock, cache_size=0)
+        self._migrated = True
         for name in self.recorders:
             engine.services.register(name, self._recorder(name))
         return engine

@@ -336,6 +336,37 @@ def test_unconditional_flows_from_an_activity_all_run(steps: Steps) -> None:
     assert steps.ran[3:] == ["d"]
 
 
+def test_an_exclusive_gateway_loops_back_until_its_condition_fails(steps: Steps) -> None:
+    steps.deploy(
+        "looped",
+        definitions(
+            process(
+                "looped",
+                start(),
+                script("before"),
+                gateway("exclusive", "merge"),
+                script("round", "trace = trace + ['round']\nrounds = rounds + 1"),
+                gateway("exclusive", "again", default=flow_id("again", "review")),
+                user("review"),
+                script("after"),
+                end(),
+                flows("start>before", "before>merge", "merge>round", "round>again"),
+                flows("again>merge?rounds < 3", "again>review", "review>after", "after>end"),
+            )
+        ),
+    )
+    instance_id = started(steps, "looped", data={"trace": [], "rounds": 0})
+    assert stored(steps, instance_id).data == {
+        "trace": ["before", "round", "round", "round"],
+        "rounds": 3,
+    }
+    done = steps.complete(instance_id, "review")
+    assert (done.status, done.data["trace"]) == (
+        InstanceStatus.COMPLETED,
+        ["before", "round", "round", "round", "after"],
+    )
+
+
 # -- multi-instance -------------------------------------------------------------------------
 
 EACH_DOCUMENT = (
