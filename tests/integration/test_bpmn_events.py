@@ -172,6 +172,42 @@ def test_work_done_before_the_message_ends_the_wait(steps: Steps, interrupting: 
     assert steps.trace == ["finish"]
 
 
+def test_the_message_that_starts_an_instance_does_not_start_its_event_sub_process(
+    steps: Steps,
+) -> None:
+    """A process started by the message its non-interrupting event sub-process also
+    catches: the starting message starts the instance only; the next one the event
+    sub-process."""
+    source = message_event_sub_process("updates", interrupting=False).replace(
+        '<bpmn:startEvent id="scope_start"/>',
+        f'<bpmn:startEvent id="scope_start">{MESSAGE}</bpmn:startEvent>',
+    )
+    steps.deploy("updates", source)
+    with steps.engine() as engine:
+        [started] = engine.messages.correlate(
+            "cancel_requested", business_key="C-6", data={"amount": 5}
+        )
+        [work] = started.tasks
+        assert work.element_id == "work"
+    assert subscriptions(steps.url) == [("cancel_requested", "C-6", "cancelled")]
+    assert steps.trace == []
+    with steps.engine() as engine:
+        [again] = engine.messages.correlate("cancel_requested", business_key="C-6")
+        assert again.id == started.id
+    assert steps.trace == ["handle"]
+    with steps.engine() as engine:
+        done = engine.tasks.complete(work.id, user="ann", groups=CS)
+        assert done.status == InstanceStatus.COMPLETED
+        assert history(engine, started.id) == [
+            ("instance_started", None),
+            ("task_created", "work"),
+            ("message_received", "cancelled"),
+            ("task_completed", "work"),
+            ("instance_completed", None),
+        ]
+    assert steps.trace == ["handle", "finish"]
+
+
 CANCEL_DESK = with_message(
     process(
         "desk",

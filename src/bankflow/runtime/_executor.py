@@ -259,7 +259,7 @@ class Executor:
                 # By hand, a process that only has a timer start begins at once.
                 _spiff.fire_start_timers(workflow, unless_started=not start_timer)
                 if message is not None:
-                    _spiff.deliver_message(workflow, *message)
+                    _spiff.deliver_message(workflow, *message, start=True)
                 if signal is not None:
                     _spiff.deliver_signal(workflow, *signal)
             except _spiff.StepError as exc:

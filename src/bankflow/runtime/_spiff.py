@@ -1459,12 +1459,20 @@ def service_bpmn_error(
     _run_engine(workflow)
 
 
-def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
-    """Hand a message to the tasks waiting for it; their data gains ``payload``."""
+def deliver_message(
+    workflow: BpmnWorkflow, name: str, payload: dict[str, Any], *, start: bool = False
+) -> int:
+    """Hand a message to the tasks waiting for it; their data gains ``payload``.
+
+    ``start``: the message that starts the instance, for the process's own message start
+    event only; an event sub-process of the new instance waiting for a message of the same
+    name is not started by it (as in Camunda: it waits for the next one).
+    """
     waiting = [
         (t, definition)
         for t in list(workflow.event_manager.tasks.values())
         if t.state == TaskState.WAITING
+        and (not start or (t.workflow is workflow and isinstance(t.task_spec, StartEvent)))
         for definition, _ in _caught(t.task_spec)
         if isinstance(definition, MessageEventDefinition) and definition.name == name
     ]
@@ -1474,7 +1482,13 @@ def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) 
         task.data.update(payload)
     event = BpmnEvent(waiting[0][1], payload=dict(payload))
     with _stepping():
-        caught = int(workflow.event_manager.catch(event, internal=False))
+        if start:
+            for task, _ in waiting:
+                task.task_spec.catch(task, event)
+                task.task_spec._update(task)
+            caught = len(waiting)
+        else:
+            caught = int(workflow.event_manager.catch(event, internal=False))
     _run_engine(workflow)
     return caught
 
