@@ -450,3 +450,124 @@ def test_an_escalation_thrown_in_a_called_process_reaches_the_caller(
         ]
         assert engine.incidents.list() == []
     assert steps.trace == ran
+
+
+def escalating_twice(key: str) -> str:
+    """Waits for the message ``prepared``, then ``a``, an escalation, ``b``, the same
+    escalation again, ``normal``."""
+    return process(
+        key,
+        '<bpmn:startEvent id="thrower_start"/>'
+        '<bpmn:intermediateCatchEvent id="prepare"><bpmn:messageEventDefinition '
+        'messageRef="prepared_msg"/></bpmn:intermediateCatchEvent>'
+        + service("a")
+        + f'<bpmn:intermediateThrowEvent id="first">{ESCALATION}</bpmn:intermediateThrowEvent>'
+        + service("b")
+        + f'<bpmn:intermediateThrowEvent id="second">{ESCALATION}</bpmn:intermediateThrowEvent>'
+        + service("normal")
+        + '<bpmn:endEvent id="thrower_end"/>'
+        + flows("thrower_start>prepare", "prepare>a", "a>first", "first>b", "b>second")
+        + flows("second>normal", "normal>thrower_end"),
+    ).replace(TAIL, '<bpmn:message id="prepared_msg" name="prepared"/>' + TAIL)
+
+
+ON_ESCALATION = (
+    '<bpmn:subProcess id="on_escalation" triggeredByEvent="true">'
+    f'<bpmn:startEvent id="escalated" isInterrupting="false">{ESCALATION}</bpmn:startEvent>'
+    + service("handle")
+    + '<bpmn:endEvent id="handled"/>'
+    + flows("escalated>handle", "handle>handled")
+    + "</bpmn:subProcess>"
+)
+
+
+@pytest.mark.parametrize(
+    ("called_process", "ran"),
+    [
+        (False, ["a", "handle", "b", "handle", "normal"]),
+        (True, ["a", "b", "normal", "handle", "handle"]),
+    ],
+    ids=["in-the-process", "from-a-called-process"],
+)
+def test_a_non_interrupting_escalation_event_sub_process_runs_for_each_escalation(
+    steps: Steps, called_process: bool, ran: list[str]
+) -> None:
+    if called_process:
+        steps.deploy("thrower", escalating_twice("thrower"))
+        source = process(
+            "watcher",
+            '<bpmn:startEvent id="start"/><bpmn:callActivity id="call" calledElement="thrower"/>'
+            '<bpmn:endEvent id="end"/>' + flows("start>call", "call>end") + ON_ESCALATION,
+        )
+    else:
+        source = escalating_twice("watcher").replace(
+            "</bpmn:process>", ON_ESCALATION + "</bpmn:process>"
+        )
+    steps.deploy("watcher", source)
+    with steps.engine() as engine:
+        started = engine.instances.start("watcher", business_key="E-2")
+    assert steps.trace == []
+    with steps.engine() as engine:
+        engine.messages.correlate("prepared", business_key="E-2")
+    assert steps.trace == ran
+    with steps.engine() as engine:
+        done = engine.instances.get(started.id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert history(engine, started.id) == [
+            ("instance_started", None),
+            ("message_received", "prepare"),
+            ("instance_completed", None),
+        ]
+
+
+def test_a_message_event_sub_process_of_a_called_process_interrupts_it(steps: Steps) -> None:
+    """The called process waits for ``prepared``; ``cancel_requested`` starts its event
+    sub-process, which ends it, and the caller goes on."""
+    called_source = with_message(
+        process(
+            "called",
+            '<bpmn:startEvent id="called_start"/>'
+            '<bpmn:intermediateCatchEvent id="prepare"><bpmn:messageEventDefinition '
+            'messageRef="prepared_msg"/></bpmn:intermediateCatchEvent>'
+            + service("a")
+            + '<bpmn:endEvent id="called_end"/>'
+            + flows("called_start>prepare", "prepare>a", "a>called_end")
+            + '<bpmn:subProcess id="on_cancel" triggeredByEvent="true">'
+            + f'<bpmn:startEvent id="cancelled">{MESSAGE}</bpmn:startEvent>'
+            + service("handle")
+            + '<bpmn:endEvent id="handled"/>'
+            + flows("cancelled>handle", "handle>handled")
+            + "</bpmn:subProcess>",
+        ).replace(TAIL, '<bpmn:message id="prepared_msg" name="prepared"/>' + TAIL)
+    )
+    steps.deploy("called", called_source)
+    steps.deploy(
+        "caller",
+        process(
+            "caller",
+            '<bpmn:startEvent id="start"/><bpmn:callActivity id="call" calledElement="called"/>'
+            + service("normal")
+            + '<bpmn:endEvent id="end"/>'
+            + flows("start>call", "call>normal", "normal>end"),
+        ),
+    )
+    with steps.engine() as engine:
+        started = engine.instances.start("caller", business_key="C-7")
+    assert subscriptions(steps.url) == [
+        ("cancel_requested", "C-7", "cancelled"),
+        ("prepared", "C-7", "prepare"),
+    ]
+    with steps.engine() as engine:
+        engine.messages.correlate("cancel_requested", business_key="C-7")
+    assert steps.trace == ["handle", "normal"]
+    with steps.engine() as engine:
+        done = engine.instances.get(started.id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert history(engine, started.id) == [
+            ("instance_started", None),
+            ("message_received", "cancelled"),
+            ("instance_completed", None),
+        ]
+        with pytest.raises(CorrelationError, match="no instance is waiting"):
+            engine.messages.correlate("prepared", business_key="C-7")
+    assert subscriptions(steps.url) == []

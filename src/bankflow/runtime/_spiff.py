@@ -412,6 +412,8 @@ def _mark_interrupting_timer_starts(
                 task_spec.event_definition = definition
             if interrupting:
                 setattr(task_spec, _INTERRUPTING, True)
+            elif isinstance(definition, SpiffEscalationEventDefinition):
+                setattr(task_spec, _REARM, True)  # each escalation starts it again
 
 
 def _caught_by_start(root: Any, start: Any) -> tuple[str, Any] | None:
@@ -470,18 +472,20 @@ def _start_completed(self: StartEvent, my_task: Any) -> None:
     if getattr(self, _INTERRUPTING, False):
         _cancel_rest_of_scope(my_task.workflow)
     else:
-        _rearm_event_subprocess(my_task.workflow)
+        _rearm_event_subprocess(my_task.workflow, self)
 
 
-def _rearm_event_subprocess(event_subprocess: Any) -> None:
-    """A non-interrupting message event sub-process that started leaves a new one waiting
-    beside it: the message may come again while the scope runs (each one starts its own
-    handler, as in Camunda)."""
+def _rearm_event_subprocess(event_subprocess: Any, start: StartEvent) -> None:
+    """A non-interrupting message or escalation event sub-process that started leaves a
+    new one waiting beside it: the event may come again while the scope runs (each one
+    starts its own handler, as in Camunda)."""
     if event_subprocess.parent_task_id is None:
         return
     scope = event_subprocess.parent_workflow
     fired = scope.get_task_from_id(event_subprocess.parent_task_id)
-    if fired is None or not getattr(fired.task_spec, _REARM, False) or fired.parent is None:
+    if fired is None or fired.parent is None:
+        return
+    if not (getattr(fired.task_spec, _REARM, False) or getattr(start, _REARM, False)):
         return
     if fired.parent is not scope.task_tree:
         return
@@ -946,12 +950,12 @@ def _throwing_completed(self: ThrowingEvent, my_task: Any) -> None:
 
 def _interrupting_catchers(my_task: Any) -> list[Any]:
     """Interrupting boundary events of the sub-processes (and call activities) around
-    ``my_task``, and interrupting start events of the event sub-processes of its scopes,
-    that caught an event (SpiffWorkflow makes a catching event READY) and have not run:
-    innermost first."""
+    ``my_task``, and the start events of the event sub-processes of its scopes that
+    ``_catching_starts`` names, that caught an event (SpiffWorkflow makes a catching event
+    READY) and have not run: innermost first."""
     found = []
     workflow = my_task.workflow
-    found += _interrupting_starts(workflow)
+    found += _catching_starts(workflow)
     while workflow.parent_task_id is not None:
         parent = workflow.parent_workflow
         activity = parent.get_task_from_id(workflow.parent_task_id)
@@ -965,14 +969,16 @@ def _interrupting_catchers(my_task: Any) -> list[Any]:
                 and t.state == TaskState.READY
             ]
         workflow = parent
-        found += _interrupting_starts(workflow)
+        found += _catching_starts(workflow)
     return found
 
 
-def _interrupting_starts(scope: Any) -> list[Any]:
-    """READY interrupting start events of the event sub-processes of ``scope``: an
-    escalation thrown in a called process reached one, and the thrower must go no further
-    (SpiffWorkflow ran the called process on before the caller's event sub-process)."""
+def _catching_starts(scope: Any) -> list[Any]:
+    """READY start events of the event sub-processes of ``scope`` that must run at once:
+    an interrupting one (an escalation thrown in a called process reached it, and the
+    thrower must go no further; SpiffWorkflow ran the called process on before the
+    caller's event sub-process), and a non-interrupting one that waits again once it ran
+    (the next escalation of the called process finds it waiting)."""
     if not any(isinstance(s, SubWorkflowTask) for s in scope.spec.start.outputs):
         return []
     found = []
@@ -985,7 +991,12 @@ def _interrupting_starts(scope: Any) -> list[Any]:
         found += [
             t
             for t in _in_state(sub, TaskState.READY)
-            if isinstance(t.task_spec, StartEvent) and getattr(t.task_spec, _INTERRUPTING, False)
+            if isinstance(t.task_spec, StartEvent)
+            and (
+                getattr(t.task_spec, _INTERRUPTING, False)
+                or getattr(t.task_spec, _REARM, False)
+                or getattr(task.task_spec, _REARM, False)
+            )
         ]
     return found
 
