@@ -364,9 +364,10 @@ def test_internal_errors_are_one_line_unless_debugging(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from bankflow import cli\n"
+        "from bankflow.cli import _common\n"
         "def boom(*args, **kwargs):\n"
         "    raise ZeroDivisionError('planted')\n"
-        "cli.Engine = boom\n"
+        "_common.Engine = boom\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     for debug, expect_traceback in (("", False), ("1", True)):

@@ -37,7 +37,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from bankflow import Engine
-from bankflow.cli import _parse_data, main
+from bankflow.cli import main
+from bankflow.cli._common import _parse_data
 from bankflow.errors import BankflowError, InvalidData
 from bankflow.language import ExpressionError, compile_expression, evaluate_graph, parse_dmn
 from bankflow.models import Diagnostic, ValidationReport

@@ -1,0 +1,115 @@
+"""Commands on process instances: start, show, instances, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from bankflow.cli._common import (
+    ActorOption,
+    DataOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    _dump,
+    _engine,
+    _history_table,
+    _name,
+    _parse_data,
+    _print_instance,
+    _table,
+    _whole,
+    out,
+)
+from bankflow.models import InstanceStatus
+
+MAX_VERSION = 2_147_483_647  # a 32-bit integer column on PostgreSQL
+
+
+def start(
+    process_key: Annotated[str, typer.Argument(help="The process id (definition key).")],
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    data: DataOption = None,
+    version: Annotated[
+        int | None, typer.Option(callback=_whole(1, MAX_VERSION), help="A specific version.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", callback=_name, help="Who starts it.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start an instance; prints its id."""
+    with _engine() as engine:
+        instance = engine.instances.start(
+            process_key,
+            business_key=business_key,
+            data=_parse_data(data),
+            version=version,
+            user=user,
+        )
+    if as_json:
+        _dump(instance)
+    else:
+        out.print(instance.id)
+        if instance.status != InstanceStatus.RUNNING or instance.tasks:
+            _print_instance(instance)
+
+
+def show(instance_id: str, as_json: JsonOption = False) -> None:
+    """An instance: status, waiting tasks, data and history."""
+    with _engine() as engine:
+        instance = engine.instances.get(instance_id)
+        events = engine.history.for_instance(instance_id)
+    if as_json:
+        _dump({"instance": instance, "history": events})
+        return
+    _print_instance(instance)
+    out.print("data: " + escape(json.dumps(instance.data, default=str, sort_keys=True)))
+    out.print(_history_table(events))
+
+
+def instances(
+    process: Annotated[str | None, typer.Option("--process")] = None,
+    status: Annotated[InstanceStatus | None, typer.Option("--status")] = None,
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Instances, newest first."""
+    with _engine() as engine:
+        found = engine.instances.list(
+            process_key=process,
+            status=status,
+            business_key=business_key,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        _dump(found)
+        return
+    table = _table("instance", "process", "business key", "status", "started", "updated")
+    for i in found:
+        table.add_row(
+            i.id,
+            i.process_key,
+            i.business_key or "",
+            i.status.value,
+            i.started_at.isoformat(timespec="seconds"),
+            i.updated_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+def cancel(
+    instance_id: str,
+    user: ActorOption = None,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+) -> None:
+    """Cancel a running or failed instance."""
+    with _engine() as engine:
+        instance = engine.instances.cancel(instance_id, user=user, reason=reason)
+    _print_instance(instance)

@@ -1,0 +1,118 @@
+"""Commands on human tasks: tasks, claim, unclaim, delegate, complete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bankflow.cli._common import (
+    DataOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    _dump,
+    _engine,
+    _name,
+    _parse_data,
+    _print_instance,
+    _task_table,
+    out,
+)
+from bankflow.models import Task
+
+UserOption = Annotated[str, typer.Option("--user", callback=_name, help="The acting user's id.")]
+GroupsOption = Annotated[
+    str | None, typer.Option("--groups", help="The acting user's groups, comma-separated.")
+]
+
+
+def _groups(value: str | None) -> list[str]:
+    return [g.strip() for g in (value or "").split(",") if g.strip()]
+
+
+def tasks(
+    group: Annotated[list[str] | None, typer.Option("--group", help="Candidate group.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Candidate user.")] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee")] = None,
+    unassigned: Annotated[bool, typer.Option("--unassigned")] = False,
+    process: Annotated[str | None, typer.Option("--process")] = None,
+    business_key: Annotated[str | None, typer.Option("--business-key")] = None,
+    instance: Annotated[str | None, typer.Option("--instance")] = None,
+    limit: LimitOption = 50,
+    offset: OffsetOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Waiting human tasks, oldest first."""
+    with _engine() as engine:
+        found = engine.tasks.query(
+            groups=group or (),
+            candidate_user=user,
+            assignee=assignee,
+            unassigned=unassigned,
+            process_key=process,
+            business_key=business_key,
+            instance_id=instance,
+            limit=limit,
+            offset=offset,
+        )
+    if as_json:
+        _dump(found)
+    else:
+        out.print(_task_table(found))
+
+
+def _report_task(task: Task, as_json: bool, message: str) -> None:
+    if as_json:
+        _dump(task)
+    else:
+        out.print(message)
+
+
+def claim(
+    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+) -> None:
+    """Take a task: it becomes yours until you complete or unclaim it."""
+    with _engine() as engine:
+        task = engine.tasks.claim(task_id, user=user, groups=_groups(groups))
+    _report_task(task, as_json, f"{task.id} claimed by {task.assignee}")
+
+
+def unclaim(
+    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+) -> None:
+    """Give a claimed task back to its candidates."""
+    with _engine() as engine:
+        task = engine.tasks.unclaim(task_id, user=user, groups=_groups(groups))
+    _report_task(task, as_json, f"{task.id} is unassigned")
+
+
+def delegate(
+    task_id: str,
+    user: UserOption,
+    to: Annotated[str, typer.Option("--to", callback=_name, help="The user who takes over.")],
+    groups: GroupsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hand a task to another user."""
+    with _engine() as engine:
+        task = engine.tasks.delegate(task_id, user=user, to_user=to, groups=_groups(groups))
+    _report_task(task, as_json, f"{task.id} delegated to {task.assignee}")
+
+
+def complete(
+    task_id: str,
+    user: UserOption,
+    groups: GroupsOption = None,
+    data: DataOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a task with data; prints where the instance waits next."""
+    with _engine() as engine:
+        instance = engine.tasks.complete(
+            task_id, user=user, groups=_groups(groups), data=_parse_data(data)
+        )
+    if as_json:
+        _dump(instance)
+    else:
+        _print_instance(instance)
