@@ -23,6 +23,7 @@ from typing import Literal
 from lxml import etree
 
 from bankflow._text import shorten
+from bankflow.definitions import _io
 from bankflow.definitions._bpmn import (
     ACTIVITIES,
     BPMN,
@@ -910,10 +911,10 @@ def _check_script(file: _File, task: etree._Element) -> Iterator[Diagnostic]:
 
 
 def _parallel_write(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
-    """Each branch after a parallel (or inclusive) split works on its own copy of the data,
-    and at the join one branch's copy wins: a variable two branches both write keeps only
-    one branch's value, where analysts coming from Camunda expect one process-wide
-    variable. Say so at validate."""
+    """Branches after a parallel (or inclusive) split share the process's variables (as in
+    Camunda): a variable two branches both set ends with the value of whichever branch
+    happens to write last, which depends on when people and systems answer. Say so at
+    validate."""
     ids = {_id(node): node for node in scope.nodes if _id(node)}
     for split in scope.nodes:
         if _kind(split) not in ("parallelGateway", "inclusiveGateway"):
@@ -942,9 +943,9 @@ def _parallel_write(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "parallel-write",
                 Severity.WARNING,
                 f'variable "{shorten(variable, 60)}" is written on parallel branches after '
-                f"{_describe(split)} (by {names}): each branch works on its own copy of the "
-                "data, so after the join only one branch's value is kept; give each branch "
-                "its own variable",
+                f"{_describe(split)} (by {names}): both change the one process variable, "
+                "so its value after the join depends on which branch writes last; give "
+                "each branch its own variable unless that is intended",
             )
 
 
@@ -980,6 +981,16 @@ def _writes(node: etree._Element) -> set[str]:
     return written
 
 
+def _parameters(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """``camunda:inputOutput`` parameters bankflow cannot evaluate (a script, an unknown
+    value kind): left out, the activity would run without them."""
+    for node in scope.nodes:
+        for reason in _io.problems(node):
+            yield file.diagnostic(
+                node, "unsupported", Severity.ERROR, f"{_describe(node)}: {reason}"
+            )
+
+
 _RULES: tuple[_Rule, ...] = (
     _start_event_required,
     _end_event_required,
@@ -996,6 +1007,7 @@ _RULES: tuple[_Rule, ...] = (
     _unsupported,
     _link_events,
     _parallel_write,
+    _parameters,
 )
 
 

@@ -7,6 +7,7 @@ here, so upgrading SpiffWorkflow touches one file.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from bankflow._stack import deep_call
 from bankflow._text import shorten
+from bankflow.definitions import _io
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._source import SourceFile, parse
@@ -326,7 +328,51 @@ def _check_cardinality(my_task: Any, value: Any) -> None:
     )
 
 
-class CountedParallelMultiInstanceTask(ParallelMultiInstanceTask):  # type: ignore[misc]
+# Where a task keeps its local variables (``runtime/_variables``): the instances of a
+# multi-instance activity keep their element variable and ``loopCounter`` there.
+LOCALS = "bankflow_locals"
+
+
+class _InstanceLocals:
+    """Each instance of a multi-instance activity has its own element variable
+    (``camunda:elementVariable``, the input item), output item and ``loopCounter``, as in
+    Camunda: local to the instance, never merged into the process's variables (the next
+    sequential instance failed with "Multiinstance input item ... already exists", and a
+    process variable of the same name stopped the activity). What an instance writes
+    besides goes to the process as it completes, so nothing is merged again."""
+
+    def create_child(self: Any, my_task: Any, item: Any, key_or_index: Any = None) -> None:
+        task_spec = my_task.workflow.spec.task_specs[self.task_spec]
+        if not task_spec.completed_event.is_connected(self.merge_child):
+            task_spec.completed_event.connect(self.merge_child)
+        counter = sum(1 for c in my_task.children if c.task_spec is task_spec)
+        child = my_task._add_child(task_spec, TaskState.WAITING)
+        child.triggered = True
+        local: dict[str, Any] = {"loopCounter": counter}
+        if self.input_item is not None:
+            local[self.input_item.bpmn_id] = copy.deepcopy(item)
+        if self.output_item is not None:
+            local.setdefault(self.output_item.bpmn_id, None)
+        child.internal_data[LOCALS] = local
+        child.data.update(copy.deepcopy(local))
+        if key_or_index is not None:
+            child.internal_data["key_or_index"] = key_or_index
+        else:
+            child.internal_data["item"] = item
+        child.task_spec._update(child)
+
+    def merge_child(self: Any, workflow: Any, child: Any) -> None:
+        if self.data_output is not None:
+            super().merge_child(workflow, child)  # type: ignore[misc]
+            return
+        data, child.data = child.data, {}  # its writes reached the process already
+        try:
+            super().merge_child(workflow, child)  # type: ignore[misc]
+        finally:
+            child.data = data
+
+
+class CountedParallelMultiInstanceTask(_InstanceLocals, ParallelMultiInstanceTask):  # type: ignore[misc]
     """A parallel multi-instance activity whose cardinality is checked when it starts."""
 
     def create_children(self, my_task: Any) -> None:
@@ -337,7 +383,7 @@ class CountedParallelMultiInstanceTask(ParallelMultiInstanceTask):  # type: igno
         super().create_children(my_task)
 
 
-class CountedSequentialMultiInstanceTask(SequentialMultiInstanceTask):  # type: ignore[misc]
+class CountedSequentialMultiInstanceTask(_InstanceLocals, SequentialMultiInstanceTask):  # type: ignore[misc]
     """A sequential multi-instance activity whose cardinality (evaluated once, when it
     starts) is checked before the first instance is created."""
 
@@ -345,24 +391,6 @@ class CountedSequentialMultiInstanceTask(SequentialMultiInstanceTask):  # type: 
         _check_cardinality(my_task, my_task.internal_data.get("cardinality"))
         result: tuple[Any, Any] = super().get_next_index(my_task)
         return result
-
-    # An instance's item (``camunda:elementVariable``) is its own, as in Camunda: with no
-    # output collection SpiffWorkflow merged it into the activity's data, and the next
-    # instance then failed with "Multiinstance input item ... already exists".
-    def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
-        self._forget_items(my_task)
-        super().create_child(my_task, item, key_or_index)
-
-    def merge_child(self, workflow: Any, child: Any) -> None:
-        super().merge_child(workflow, child)
-        if child.parent is not None and child.parent.state == TaskState.READY:
-            self._forget_items(child.parent)  # the last instance: nothing leaks after it
-
-    def _forget_items(self, my_task: Any) -> None:
-        if self.data_output is None:
-            for item in (self.input_item, self.output_item):
-                if item is not None:
-                    my_task.data.pop(item.bpmn_id, None)
 
 
 def _counted(parser_class: Any) -> Any:
@@ -518,7 +546,9 @@ def _build(
         _add_decisions(doc, parser, None)
     for doc in dmn:
         _add_decisions(doc, parser, outcome)
+    parameters: dict[str, _io.Mapping] = {}
     for doc in bpmn:
+        parameters.update(_io.mappings(doc.root))
         try:
             parser.add_bpmn_xml(doc.root, filename=doc.name)
         except Exception as exc:
@@ -535,6 +565,8 @@ def _build(
         except Exception as exc:
             outcome.diagnostics.append(_diagnostic(exc, docs, file))
             continue
+        for built in (spec, *(v for v in reached.values() if v)):
+            _attach_parameters(built, parameters)
         sites = expression_sites(spec, {k: v for k, v in reached.items() if v})
         refused = [
             _expression_diagnostic(site, error, docs, file)
@@ -574,6 +606,36 @@ def _unsupported(process: etree._Element, doc: SourceDoc | None, file: str) -> l
                 "the process is not deployed, so no case can start and then stop here",
             )
         )
+    found += _reserved_ids(process, doc, file)
+    return found
+
+
+# SpiffWorkflow names its own task specs of every process and sub-process ``Start``, ``End``
+# and ``<id>.EndJoin``, in the same namespace as the diagram's element ids: an element with
+# one of those ids replaced SpiffWorkflow's, and the process deployed and then could not
+# start ("No output task connected").
+_RESERVED_IDS = frozenset({"Start", "End", "Root"})
+
+
+def _reserved_ids(process: etree._Element, doc: SourceDoc | None, file: str) -> list[Diagnostic]:
+    found = []
+    for node in process.iter():
+        element_id = node.get("id") if isinstance(node.tag, str) else None
+        if element_id is None or node.tag in (q("sequenceFlow"), q("process")):
+            continue
+        if element_id in _RESERVED_IDS or element_id.endswith(".EndJoin"):
+            found.append(
+                Diagnostic(
+                    file=file,
+                    line=(doc.lines.get(element_id) if doc is not None else None)
+                    or node.sourceline,
+                    element_id=element_id,
+                    rule="reserved-id",
+                    message=f"the id {element_id!r} is one the engine uses for itself: "
+                    "rename the element (Camunda Modeler's ids such as StartEvent_1 are "
+                    "fine)",
+                )
+            )
     return found
 
 
@@ -657,6 +719,9 @@ def _task_expressions(task_spec: Any) -> list[ExpressionSite]:
 
     for attribute, mode, what in _SPEC_EXPRESSIONS:
         add(f"the {what}", getattr(task_spec, attribute, None), mode)
+    for kind in ("input", "output"):
+        for name, expression in getattr(task_spec, f"bankflow_{kind}s", None) or ():
+            add(f"the {kind} parameter {name!r}", expression)
     for name, parameter in (getattr(task_spec, "operation_params", None) or {}).items():
         if isinstance(parameter, dict):
             add(f"the service parameter {name!r}", parameter.get("value"))
@@ -743,14 +808,29 @@ def _build_process(
         else:
             rewrite(doc.root, file=name)
             bpmn_docs.append(doc)
+    parameters: dict[str, _io.Mapping] = {}
     for doc in bpmn_docs:
+        parameters.update(_io.mappings(doc.root))
         parser.add_bpmn_xml(doc.root, filename=doc.name)
     spec = parser.get_spec(process_key)
     called = parser.get_subprocess_specs(process_key, require_call_activity_specs=False)
     subprocess_specs = {key: value for key, value in called.items() if value is not None}
     for process in (spec, *subprocess_specs.values()):
         _connect_loops(process)
+        _attach_parameters(process, parameters)
     return spec, subprocess_specs
+
+
+def _attach_parameters(process: Any, parameters: dict[str, _io.Mapping]) -> None:
+    """Give each activity with ``camunda:inputOutput`` its parameters as expressions
+    (``bankflow_inputs``/``bankflow_outputs``: name, expression); on a multi-instance
+    activity they belong to each instance, as in Camunda."""
+    for task_spec in process.task_specs.values():
+        found = parameters.get(getattr(task_spec, "bpmn_id", None) or "")
+        if found is None or isinstance(task_spec, LoopTask):
+            continue
+        task_spec.bankflow_inputs = tuple((p.name, p.expression) for p in found.inputs)
+        task_spec.bankflow_outputs = tuple((p.name, p.expression) for p in found.outputs)
 
 
 def _connect_loops(process: Any) -> None:

@@ -66,6 +66,7 @@ class Catalog:
             sources: list[tuple[str, bytes, str]] = [(name, content, "bpmn")]
             seen_processes: set[str] = {key}
             seen_decisions: set[str] = set()
+            called_definitions: list[str] = []
             pending = [content]
             while pending:
                 root = _root(pending.pop())
@@ -80,7 +81,15 @@ class Catalog:
                     if latest is not None:
                         sources.append((latest[1], latest[2], "bpmn"))
                         pending.append(latest[2])
-            elements = {e.element_id: e for e in self._store.elements(session, definition_id)}
+                        called_definitions.append(latest[0])
+            # A user task of a called process runs in this instance: its lane, candidates
+            # and form come from the called process's elements (the process's own win).
+            elements = {
+                e.element_id: e
+                for called_id in reversed(called_definitions)
+                for e in self._store.elements(session, called_id)
+            }
+            elements.update({e.element_id: e for e in self._store.elements(session, definition_id)})
         try:
             runnable = build_runnable(key, _unique(sources))
         except Exception as exc:

@@ -47,13 +47,15 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import CallActivity, SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
+from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import (
     ErrorEventDefinition as SpiffErrorEventDefinition,
@@ -73,6 +75,7 @@ from bankflow.definitions._source import parse as parse_source
 from bankflow.errors import BpmnError, DatabaseError, DefinitionError, Interrupted, InvalidData
 from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.models import Diagnostic
+from bankflow.runtime import _variables
 from bankflow.runtime._data import check_data
 from bankflow.services import ServiceRegistry
 
@@ -607,6 +610,83 @@ Task._set_state = _set_task_state
 SpiffBaseWorkflow._remove_task = _remove_task
 
 
+# Process variables (``_variables``): a task's data is a view of its process's variables,
+# taken afresh where SpiffWorkflow copied its parent's data and again when it runs; what
+# it changed is written back when it completes (and whenever it syncs again). Only
+# bankflow's workflows: a raw SpiffWorkflow run in the same process (bench/) is untouched.
+_task_inherit_data = Task._inherit_data
+_task_run = Task.run
+_task_complete = Task.complete
+_call_copy_data = CallActivity.copy_data
+CallActivity.bankflow_own_scope = True
+# Joins merge their branches' copies and an embedded sub-process takes its last task's
+# copy: both are stale views, never writes of their own (what ran wrote already).
+Join.bankflow_writes = False
+SubWorkflowTask.bankflow_writes = False
+CallActivity.bankflow_writes = True
+
+
+def _process_wide(task: Task) -> bool:
+    return getattr(task.workflow.top_workflow, "_bankflow_variables", False) is True
+
+
+def _evaluate_parameter(task: Any, expression: str) -> Any:
+    return task.workflow.script_engine.evaluate(task, expression)
+
+
+def _inherit_data(self: Task) -> None:
+    if _process_wide(self):
+        _variables.sync(self, _evaluate_parameter)
+    else:
+        _task_inherit_data(self)
+
+
+def _run_task(self: Task) -> Any:
+    if _process_wide(self):
+        _variables.sync(self, _evaluate_parameter)
+    return _task_run(self)
+
+
+def _complete_task(self: Task) -> None:
+    if _process_wide(self):
+        _variables.flush(self)
+        _variables.write_outputs(self, _evaluate_parameter)
+        _variables.refresh(self)
+    _task_complete(self)
+
+
+def _copy_call_data(self: Any, my_task: Any, subworkflow: Any) -> None:
+    # A called process is a scope of its own: it starts with what the call passes in.
+    _call_copy_data(self, my_task, subworkflow)
+    start = subworkflow.get_next_task(
+        subworkflow.task_tree, skip_subprocesses=True, spec_name="Start"
+    )
+    _variables.seed(subworkflow, start.data if start is not None else {})
+
+
+_mi_completion = MultiInstanceTask.check_completion_condition
+
+
+def _check_completion_condition(self: Any, my_task: Any) -> Any:
+    # The instances wrote to the process's variables, not to the activity's copy: the
+    # condition reads them afresh, in the activity (as Camunda evaluates it, on the
+    # multi-instance body: an instance's own element variable is not visible), and an
+    # output collection reaches the process.
+    if not _process_wide(my_task):
+        return _mi_completion(self, my_task)
+    if not my_task.internal_data.get("merged") or self.condition is None:
+        return None
+    _variables.sync(my_task)
+    return my_task.workflow.script_engine.evaluate(my_task, self.condition)
+
+
+MultiInstanceTask.check_completion_condition = _check_completion_condition
+Task._inherit_data = _inherit_data
+Task.run = _run_task
+Task.complete = _complete_task
+CallActivity.copy_data = _copy_call_data
+
+
 def _in_state(workflow: Any, state: int) -> list[Any]:
     """The workflow's tasks in ``state`` (READY or WAITING), in creation order."""
     found = [t for t in _active_index(workflow).values() if t._state == state]
@@ -619,6 +699,8 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
     task states change instead of walking the tree from the root for every step: the same
     order (tasks are created in tree order) without the quadratic cost a long loop or a
     long chain otherwise pays."""
+
+    _bankflow_variables = True
 
     def do_engine_steps(
         self, will_complete_task: Any = None, did_complete_task: Any = None
@@ -744,7 +826,16 @@ def load_state(
     dct["subprocess_specs"] = runnable.subprocess_specs
     workflow = _SERIALIZER.registry.restore(dct)
     workflow.script_engine = engine
+    # A task still to run or to complete was given its view before the state was saved:
+    # what changes in it from now on is what it writes back.
+    for wf in (workflow, *workflow.subprocesses.values()):
+        for task in wf.tasks.values():
+            if task._state & _PENDING_STATES:
+                _variables.remember(task)
     return workflow
+
+
+_PENDING_STATES = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
 def convert_data(data: dict[str, Any]) -> Any:
@@ -1102,8 +1193,9 @@ def start(
     except StepError as exc:
         raise DefinitionError(f"the process cannot be started: {exc.failure.message}") from exc
     workflow.task_tree.data.update(data)
+    _variables.seed(workflow, data)
     for task in workflow.get_tasks(state=TaskState.READY):
-        task.data.update(data)
+        _variables.refresh(task)
     if not run:
         return workflow
     try:
@@ -1157,19 +1249,18 @@ def is_completed(workflow: BpmnWorkflow) -> bool:
 
 
 def task_data(workflow: BpmnWorkflow, task_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = workflow.get_task_from_id(UUID(task_id)).data
+    """What a task sees now: the process's variables as they are (another branch may have
+    changed them since the task became ready), with its local variables over them."""
+    task = workflow.get_task_from_id(UUID(task_id))
+    if _process_wide(task) and task._state & _PENDING_STATES:
+        return _variables.view_of(task)
+    data: dict[str, Any] = task.data
     return data
 
 
 def current_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """What an instance 'knows' now: the workflow's data when finished, else the data of
-    the most recently completed task (SpiffWorkflow passes data along the flow)."""
-    if workflow.is_completed():
-        return dict(workflow.data)
-    last = workflow.last_task
-    if last is not None:
-        return dict(last.data)
-    return dict(workflow.task_tree.data)
+    """What an instance 'knows' now: its process variables."""
+    return dict(_variables.store(workflow))
 
 
 # -- waits: what jobs and subscriptions stand for ---------------------------------------------
@@ -1430,9 +1521,10 @@ def task_data_of(workflow: BpmnWorkflow, task_id: str) -> dict[str, Any] | None:
     """The data of a service task still waiting for its call; None once it is done (a
     worker whose lock ran out must not call the service a second time)."""
     try:
-        return dict(_started_service(workflow, task_id).data)
+        _started_service(workflow, task_id)
     except LookupError:
         return None
+    return dict(task_data(workflow, task_id))
 
 
 def _started_service(workflow: BpmnWorkflow, task_id: str) -> Any:
@@ -1461,10 +1553,9 @@ def service_bpmn_error(
     """Deliver a BPMN error a worker reported to the boundary event catching its code."""
     task = _started_service(workflow, task_id)
     task.data.update(data)
-    if data and task.parent is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
-        # The boundary event that catches the error takes its data from the split before
-        # the task, not from the task: the reported variables must be there to reach it.
-        task.parent.data.update(data)
+    # The task is cancelled, never completed: the reported variables reach the process
+    # now, so the boundary event that catches the error sees them.
+    _variables.flush(task)
     with _stepping():
         _throw_bpmn_error(task, error, task.task_spec.operation_name)
     _run_engine(workflow)
