@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from bankflow.cli import definitions, history, instances, jobs, messages, tasks
+from bankflow.cli import definitions, history, instances, jobs, messages, signals, tasks
 from bankflow.cli._common import _is_text, _state, err
 from bankflow.cli.db import db_app
 from bankflow.cli.external import external_app
@@ -66,6 +66,7 @@ for _command in (
     jobs.jobs,
     jobs.incidents,
     messages.message,
+    signals.signal,
     definitions.decide,
 ):
     app.command()(_command)

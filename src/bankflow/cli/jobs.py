@@ -33,7 +33,7 @@ from bankflow.models import JobOutcome
 
 MAX_BATCH = 1_000
 MAX_POLL_SECONDS = 3_600.0
-JOB_KINDS = ("timer", "service", "external", "message", "start_timer")
+JOB_KINDS = ("timer", "service", "external", "message", "signal", "start_timer")
 JOB_STATUSES = ("ready", "held", "incident")
 
 
@@ -70,6 +70,7 @@ def _outcome_line(o: JobOutcome) -> str:
         "service": f"service {o.topic!r} at {o.element_id}",
         "external": f"external task {o.topic!r} at {o.element_id}",
         "message": f"message {o.topic!r}",
+        "signal": f"signal {o.topic!r}",
         "start_timer": f"timer start {o.element_id}",
     }.get(o.kind, o.kind)
     where = f" of {o.process_key}" + (f" instance {o.instance_id}" if o.instance_id else "")
