@@ -423,6 +423,100 @@ def test_an_interrupting_signal_event_sub_process_starts_once(db_url: str, tmp_p
     ]
 
 
+# A case with a reminder event sub-process inside its sub-process (non-interrupting).
+NESTED = process(
+    "nested",
+    '<bpmn:startEvent id="start"/><bpmn:subProcess id="case"><bpmn:startEvent id="c_start"/>'
+    + user("work")
+    + '<bpmn:endEvent id="c_end"/>'
+    + flows("c_start>work", "work>c_end")
+    + '<bpmn:subProcess id="on_remind" triggeredByEvent="true">'
+    + f'<bpmn:startEvent id="remind_in" isInterrupting="false">{signal("sig_remind")}'
+    + "</bpmn:startEvent>"
+    + service("remind")
+    + '<bpmn:endEvent id="reminded"/>'
+    + flows("remind_in>remind", "remind>reminded")
+    + "</bpmn:subProcess></bpmn:subProcess>"
+    + service("closed")
+    + '<bpmn:endEvent id="end"/>'
+    + flows("start>case", "case>closed", "closed>end"),
+)
+
+
+def test_a_signal_event_sub_process_inside_a_sub_process(db_url: str, tmp_path: Path) -> None:
+    """Waits while its sub-process runs and starts on every signal (it never started:
+    SpiffWorkflow only started the event sub-processes of the process itself)."""
+    ran: list[str] = []
+    deploy(db_url, tmp_path, nested=NESTED)
+    instance_id = start(db_url, "nested")
+    for _ in range(2):
+        assert signal_subscriptions(db_url) == [("remind", "remind_in", instance_id)]
+        with recording(fresh(db_url), ran, "remind", "closed") as engine:
+            [reached] = engine.signals.broadcast("remind").reached
+        assert [t.element_id for t in reached.tasks] == ["work"]
+    assert ran == ["remind", "remind"]
+    with recording(fresh(db_url), ran, "remind", "closed") as engine:
+        [work] = reached.tasks
+        done = engine.tasks.complete(work.id, user="u", groups=["ops"])
+    assert done.status == InstanceStatus.COMPLETED
+    assert ran == ["remind", "remind", "closed"]
+    assert signal_subscriptions(db_url) == []
+    assert [e[:2] for e in history(db_url, instance_id)] == [
+        ("instance_started", None),
+        ("task_created", "work"),
+        ("signal_received", "remind_in"),
+        ("signal_received", "remind_in"),
+        ("task_completed", "work"),
+        ("instance_completed", None),
+    ]
+
+
+# Started by "halt"; its own event sub-process also listens for "halt".
+HALTED = process(
+    "halted_case",
+    f'<bpmn:startEvent id="halt_start">{signal("sig_halt")}</bpmn:startEvent>'
+    + user("work")
+    + '<bpmn:endEvent id="end"/>'
+    + flows("halt_start>work", "work>end")
+    + '<bpmn:subProcess id="on_halt" triggeredByEvent="true">'
+    + f'<bpmn:startEvent id="halt_again" isInterrupting="false">{signal("sig_halt")}'
+    + "</bpmn:startEvent>"
+    + service("handle")
+    + '<bpmn:endEvent id="handled"/>'
+    + flows("halt_again>handle", "handle>handled")
+    + "</bpmn:subProcess>",
+)
+
+
+def test_the_signal_that_starts_an_instance_starts_only_its_start_event(
+    db_url: str, tmp_path: Path
+) -> None:
+    """As for messages (and Camunda): the new instance's event sub-process waits for the
+    next signal."""
+    ran: list[str] = []
+    deploy(db_url, tmp_path, halted=HALTED)
+    with recording(fresh(db_url), ran, "handle") as engine:
+        [first] = engine.signals.broadcast("halt").started
+    assert ran == []
+    assert [t.element_id for t in first.tasks] == ["work"]
+    assert signal_subscriptions(db_url) == [("halt", "halt_again", first.id)]
+    with recording(fresh(db_url), ran, "handle") as engine:
+        result = engine.signals.broadcast("halt")
+    assert [i.id for i in result.reached] == [first.id]
+    assert ran == ["handle"]
+    [second] = result.started
+    assert [e[:2] for e in history(db_url, first.id)] == [
+        ("instance_started", None),
+        ("signal_received", None),
+        ("task_created", "work"),
+        ("signal_received", "halt_again"),
+    ]
+    assert [e[:2] for e in history(db_url, second.id)][:2] == [
+        ("instance_started", None),
+        ("signal_received", None),
+    ]
+
+
 # -- thrown by an instance -----------------------------------------------------------------
 
 

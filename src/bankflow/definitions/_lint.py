@@ -686,24 +686,6 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "exclusive gateway"
             )
             severity = Severity.WARNING if extra_path else Severity.ERROR
-        elif (
-            kind == "startEvent"
-            and _is_event_subprocess(scope.element)
-            and (parent := scope.element.getparent()) is not None
-            and _kind(parent) != "process"
-            and _has_definition(node, "signalEventDefinition")
-        ):
-            # Signals reach every catch event, boundary event and signal start event, and
-            # the signal starts of the process's own event sub-processes (from
-            # ``signals.broadcast`` or any instance that throws them); SpiffWorkflow 3.2
-            # never starts an event sub-process nested in a sub-process on a signal.
-            problem = (
-                "is the signal start of an event sub-process inside a sub-process, which "
-                "bankflow does not deliver signals to yet (it never fires): draw the event "
-                "sub-process at the process level, or a signal boundary event on the "
-                "sub-process"
-            )
-            severity = Severity.WARNING
         elif kind == "eventBasedGateway" and _is_true(node, "instantiate"):
             problem = (
                 'instantiates the process (instantiate="true"), which bankflow does '

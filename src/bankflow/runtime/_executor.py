@@ -261,7 +261,7 @@ class Executor:
                 if message is not None:
                     _spiff.deliver_message(workflow, *message, start=True)
                 if signal is not None:
-                    _spiff.deliver_signal(workflow, *signal)
+                    _spiff.deliver_signal(workflow, *signal, start=True)
             except _spiff.StepError as exc:
                 return workflow, exc.failure
         return workflow, None

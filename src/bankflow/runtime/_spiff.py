@@ -355,7 +355,6 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
     _mark_interrupting_timer_starts(subprocess_specs, sources)
-    _wire_signal_event_subprocesses(spec, subprocess_specs)
     _arm_message_event_subprocesses(spec, subprocess_specs)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
@@ -440,10 +439,10 @@ def _caught_by_start(root: Any, start: Any) -> tuple[str, Any] | None:
     return None
 
 
-# SpiffWorkflow starts an event sub-process with a message start only when the message
-# reaches the top workflow's event manager, which creates it then (``trigger_specs``): until
-# that moment nothing waits, so the subscription index never lists it, correlation finds
-# nobody, and one nested in a sub-process is never started at all. Here it is a branch
+# SpiffWorkflow starts an event sub-process with a message (or signal) start only when the
+# event reaches the top workflow's event manager, which creates it then (``trigger_specs``):
+# until that moment nothing waits, so the subscription index never lists it, correlation
+# finds nobody, and one nested in a sub-process is never started at all. Here it is a branch
 # from its scope's start instead, as SpiffWorkflow does for timer starts: its start event
 # waits (and is subscribed) while the scope runs, and goes when the scope ends.
 def _arm_message_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, Any]) -> None:
@@ -455,7 +454,7 @@ def _arm_message_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, An
             if sub_spec is None or task_spec is None:
                 continue
             if not any(
-                isinstance(s.event_definition, MessageEventDefinition)
+                isinstance(s.event_definition, MessageEventDefinition | SignalEventDefinition)
                 for s in sub_spec.bpmn_start_events
             ):
                 continue
@@ -1402,81 +1401,48 @@ def thrown_signals(workflow: BpmnWorkflow) -> list[Thrown]:
 
 
 def _signal_waits(workflow: BpmnWorkflow) -> list[Wait]:
-    """What waits for a signal: catch events, boundary events and event-based gateways
-    (WAITING tasks), and the signal starts of the process's event sub-processes, which
-    SpiffWorkflow creates only when the signal comes (keyed by the instance's root task)."""
-    found = [
+    """What waits for a signal: catch events, boundary events, event-based gateways and the
+    signal starts of event sub-processes (armed while their scope runs)."""
+    return [
         Wait("signal", str(task.id), element_id, name=definition.name)
         for task in list(workflow.event_manager.tasks.values())
         if task.state == TaskState.WAITING
         for definition, element_id in _caught(task.task_spec)
         if isinstance(definition, SignalEventDefinition)
     ]
-    for start in _signal_starts(workflow):
-        wait = Wait(
-            "signal", str(workflow.task_tree.id), start.bpmn_id, name=start.event_definition.name
-        )
-        if wait not in found:
-            found.append(wait)
-    return found
 
 
-def _signal_starts(workflow: BpmnWorkflow) -> list[Any]:
-    """The signal start events of the event sub-processes SpiffWorkflow starts on demand
-    (``trigger_specs`` of the process: only the top workflow's are ever triggered). An
-    interrupting one that has started no longer waits: it replaced the process's work."""
-    starts = []
-    triggered = {t.task_spec.name for t in workflow.task_tree.children}
-    for name in getattr(workflow.spec.start, "trigger_specs", ()):
-        sub_spec = workflow.subprocess_specs.get(name)
-        for start in getattr(sub_spec, "bpmn_start_events", ()):
-            if not isinstance(start.event_definition, SignalEventDefinition):
-                continue
-            if getattr(start, _INTERRUPTING, False) and name in triggered:
-                continue
-            starts.append(start)
-    return starts
-
-
-def _wire_signal_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, Any]) -> None:
-    """SpiffWorkflow wires an event sub-process it starts on demand (``trigger_specs``)
-    into the process spec only when the event comes, on the spec object in memory: another
-    engine (a worker, the next request), building the spec afresh, found its task with no
-    input and failed the instance when the event sub-process went on after a reload (and the
-    spec shared by every instance was changed at run time). Its signal start ones are wired
-    here, once, at build: an input from the start (without becoming one of the start's
-    branches, so it still starts only on the signal) and an output to the end."""
-    for name in list(getattr(spec.start, "trigger_specs", ())):
-        task_spec = spec.task_specs.get(name)
-        sub_spec = subprocess_specs.get(name)
-        if task_spec is None or not any(
-            isinstance(s.event_definition, SignalEventDefinition)
-            for s in getattr(sub_spec, "bpmn_start_events", ())
-        ):
-            continue
-        if spec.start not in task_spec.inputs:
-            task_spec._connect_notify(spec.start)
-        if spec.end not in task_spec.outputs:
-            task_spec.connect(spec.end)
-
-
-def deliver_signal(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> int:
+def deliver_signal(
+    workflow: BpmnWorkflow, name: str, payload: dict[str, Any], *, start: bool = False
+) -> int:
     """Hand signal ``name`` to everything in the workflow waiting for it (catch events,
     boundary events, event sub-process starts, a signal start event); each catching task's
-    data gains ``payload``. Returns how many caught it."""
-    definitions = [
-        definition
+    data gains ``payload``. Returns how many caught it.
+
+    ``start``: the signal that starts the instance, for the process's own signal start
+    event only (an event sub-process of the new instance waits for the next one, as for
+    messages).
+    """
+    waiting = [
+        (t, definition)
         for t in list(workflow.event_manager.tasks.values())
         if t.state == TaskState.WAITING
+        and (not start or (t.workflow is workflow and isinstance(t.task_spec, StartEvent)))
         for definition, _ in _caught(t.task_spec)
         if isinstance(definition, SignalEventDefinition) and definition.name == name
-    ] + [s.event_definition for s in _signal_starts(workflow) if s.event_definition.name == name]
-    if not definitions:
+    ]
+    if not waiting:
         return 0
     carried = dict(payload)
-    event = BpmnEvent(definitions[0], payload=carried)
+    event = BpmnEvent(waiting[0][1], payload=carried)
     with _stepping():
-        caught = int(workflow.event_manager.catch(event, internal=False))
+        if start:
+            for task, _ in waiting:
+                task.task_spec.catch(task, event)
+                task.task_spec._update(task)
+            caught = len(waiting)
+        else:
+            caught = int(workflow.event_manager.catch(event, internal=False))
     # SpiffWorkflow keeps the payload aside on each catching task (``internal_data``, by
     # signal name) and merges it only into a named variable: merge it into the data, as
     # ``messages.correlate`` does, before the catching tasks run.
