@@ -517,6 +517,49 @@ def test_the_signal_that_starts_an_instance_starts_only_its_start_event(
     ]
 
 
+# Waits for "halt" or 48 hours, whichever comes first.
+RACE = process(
+    "race",
+    '<bpmn:startEvent id="start"/><bpmn:eventBasedGateway id="first"/>'
+    + f'<bpmn:intermediateCatchEvent id="halted">{signal("sig_halt")}'
+    + "</bpmn:intermediateCatchEvent>"
+    + '<bpmn:intermediateCatchEvent id="timeout"><bpmn:timerEventDefinition>'
+    + "<bpmn:timeDuration>PT48H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+    + "</bpmn:intermediateCatchEvent>"
+    + script("stop")
+    + script("expire")
+    + '<bpmn:endEvent id="end"/><bpmn:endEvent id="end2"/>'
+    + flows(
+        "start>first",
+        "first>halted",
+        "first>timeout",
+        "halted>stop",
+        "stop>end",
+        "timeout>expire",
+        "expire>end2",
+    ),
+)
+
+
+def test_a_signal_after_an_event_based_gateway_wins_the_race(db_url: str, tmp_path: Path) -> None:
+    deploy(db_url, tmp_path, race=RACE)
+    instance_id = start(db_url, "race")
+    assert signal_subscriptions(db_url) == [("halt", "halted", instance_id)]
+    with fresh(db_url) as engine:
+        assert [(j.kind, j.element_id) for j in engine.jobs.list()] == [("timer", "timeout")]
+        [reached] = engine.signals.broadcast("halt", data={"by": "ops"}).reached
+    assert reached.status == InstanceStatus.COMPLETED
+    assert (reached.data["trace"], reached.data["by"]) == (["stop"], "ops")
+    assert signal_subscriptions(db_url) == []
+    with fresh(db_url) as engine:
+        assert engine.jobs.list() == []
+    assert [e[:2] for e in history(db_url, instance_id)] == [
+        ("instance_started", None),
+        ("signal_received", "halted"),
+        ("instance_completed", None),
+    ]
+
+
 # -- thrown by an instance -----------------------------------------------------------------
 
 

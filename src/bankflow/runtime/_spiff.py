@@ -1433,6 +1433,8 @@ def deliver_signal(
     ]
     if not waiting:
         return 0
+    for task, _ in waiting:  # an event-based gateway takes the data of the task it waits in
+        task.data.update(payload)
     carried = dict(payload)
     event = BpmnEvent(waiting[0][1], payload=carried)
     with _stepping():
