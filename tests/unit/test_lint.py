@@ -714,39 +714,18 @@ def with_globals(text: str, elements: str) -> str:
             "(eventDefinitionRef), which bankflow does not support yet",
         ),
         (
-            f'<bpmn:intermediateCatchEvent id="Big" name="Big">{CONDITION}'
-            "</bpmn:intermediateCatchEvent>",
+            f'<bpmn:startEvent id="Big" name="Big">{CONDITION}</bpmn:startEvent>',
             "Big",
             ERROR,
-            'intermediate catch event "Big" is a conditional event, which bankflow does not '
-            "support yet (the condition is checked only when the event is reached, never "
-            "again when data changes, so an instance arriving while it is false waits there "
-            "forever): use a message event, or an exclusive gateway",
-        ),
-        (
-            f'<bpmn:boundaryEvent id="Big" name="Big" attachedToRef="Approve">{CONDITION}'
-            "</bpmn:boundaryEvent>",
-            "Big",
-            WARNING,
-            'boundary event "Big" is a conditional event, which bankflow does not support '
-            "yet (the condition is checked only when the activity starts, never again when "
-            "data changes)",
-        ),
-        (
-            '<bpmn:subProcess id="OnBig" name="On big" triggeredByEvent="true">'
-            f'<bpmn:startEvent id="Big" name="Big">{CONDITION}</bpmn:startEvent>'
-            "</bpmn:subProcess>",
-            "Big",
-            WARNING,
-            'start event "Big" is a conditional event, which bankflow does not support yet '
-            "(the condition is checked only when the surrounding (sub-)process starts",
+            'start event "Big" is a conditional start event of a process, which bankflow '
+            "does not support: start the process by a call, a message, a signal or a timer",
         ),
         (
             '<bpmn:receiveTask id="Wait" name="Wait" instantiate="true"/>',
             "Wait",
             ERROR,
-            'receive task "Wait" instantiates the process (instantiate="true"), which '
-            "bankflow does not support yet: use a message start event",
+            'receive task "Wait" instantiates the process (instantiate="true") but names '
+            "no message (messageRef), which bankflow cannot run",
         ),
         (
             '<bpmn:task id="Twice" name="Twice" startQuantity="2"/>',
@@ -878,6 +857,14 @@ def test_unsupported_call_of_a_global_task() -> None:
         f'<bpmn:startEvent id="Alarmed" name="Alarmed">{SIGNAL}</bpmn:startEvent>'
         "</bpmn:subProcess></bpmn:subProcess>",
         '<bpmn:startEvent id="Msg" name="Msg"><bpmn:messageEventDefinition/></bpmn:startEvent>',
+        # conditional events, checked again after every step
+        f'<bpmn:intermediateCatchEvent id="Big" name="Big">{CONDITION}'
+        "</bpmn:intermediateCatchEvent>",
+        f'<bpmn:boundaryEvent id="Big" name="Big" attachedToRef="Approve">{CONDITION}'
+        "</bpmn:boundaryEvent>",
+        '<bpmn:subProcess id="OnBig" name="On big" triggeredByEvent="true">'
+        f'<bpmn:startEvent id="Big" name="Big">{CONDITION}</bpmn:startEvent>'
+        "</bpmn:subProcess>",
         # the message start of an event sub-process, interrupting or not
         '<bpmn:subProcess id="OnCancel" name="On cancel" triggeredByEvent="true">'
         '<bpmn:startEvent id="Cancel" name="Cancel">'

@@ -658,9 +658,6 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     for node in scope.nodes:
         kind, what = _kind(node), _describe(node)
         problem, severity = "", Severity.ERROR
-        extra_path = kind == "boundaryEvent" or (
-            kind == "startEvent" and _is_event_subprocess(scope.element)
-        )
         if kind == "complexGateway":
             problem = "is not supported by bankflow yet: use an inclusive gateway"
         elif kind in EVENTS and next(_children(node, "eventDefinitionRef"), None) is not None:
@@ -668,34 +665,34 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "refers to a global event definition (eventDefinitionRef), which "
                 "bankflow does not support yet: put the event definition inside the event"
             )
-        elif kind in EVENTS and _has_definition(node, "conditionalEventDefinition"):
-            if kind == "boundaryEvent":
-                checked = "when the activity starts"
-            elif extra_path:
-                checked = "when the surrounding (sub-)process starts"
-            else:
-                checked = (
-                    "when the event is reached, never again when data changes, so an "
-                    "instance arriving while it is false waits there forever"
+        elif (
+            kind == "startEvent"
+            and not _is_event_subprocess(scope.element)
+            and _has_definition(node, "conditionalEventDefinition")
+        ):
+            # Intermediate, boundary and event sub-process conditional events are checked
+            # after every step (runtime/_spiff.py); a process's own conditional start has
+            # no instance whose variables could be checked.
+            problem = (
+                "is a conditional start event of a process, which bankflow does not "
+                "support: start the process by a call, a message, a signal or a timer"
+            )
+        elif kind in ("eventBasedGateway", "receiveTask") and _is_true(node, "instantiate"):
+            # It starts the process on its message (``_compat.instantiation_problem``).
+            reason = instantiation_problem(node)
+            if reason is not None:
+                problem = (
+                    f'instantiates the process (instantiate="true") but {reason}, which '
+                    "bankflow cannot run: draw it with no incoming flow, directly in the "
+                    "process, followed by message events, or use message start events"
                 )
-            if extra_path:
-                checked += ", never again when data changes"
-            problem = (
-                "is a conditional event, which bankflow does not support yet (the "
-                f"condition is checked only {checked}): use a message event, or an "
-                "exclusive gateway"
-            )
-            severity = Severity.WARNING if extra_path else Severity.ERROR
-        elif kind == "eventBasedGateway" and _is_true(node, "instantiate"):
-            problem = (
-                'instantiates the process (instantiate="true"), which bankflow does '
-                "not support yet: use message start events"
-            )
-        elif kind == "receiveTask" and _is_true(node, "instantiate"):
-            problem = (
-                'instantiates the process (instantiate="true"), which bankflow does '
-                "not support yet: use a message start event"
-            )
+        elif kind == "intermediateCatchEvent" and _after_instantiating_gateway(node, scope):
+            if _has_definition(node, "timerEventDefinition"):
+                problem = (
+                    "follows an instantiating event-based gateway, where a timer never "
+                    "fires: no instance exists before a message starts one"
+                )
+                severity = Severity.WARNING
         elif kind == "callActivity" and _attr(node, "calledElement") in global_tasks:
             problem = (
                 f"calls the global task {shorten(_attr(node, 'calledElement'), 80)}, which "

@@ -29,6 +29,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, _EndJoin
+from SpiffWorkflow.bpmn.specs.event_definitions.conditional import ConditionalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     ErrorEventDefinition,
     SignalEventDefinition,
@@ -399,6 +400,7 @@ def _mark_interrupting_timer_starts(
                         "timerEventDefinition",
                         "signalEventDefinition",
                         "messageEventDefinition",
+                        "conditionalEventDefinition",
                     )
                 ):
                     wanted[key] = (True, None)
@@ -454,7 +456,10 @@ def _arm_message_event_subprocesses(spec: Any, subprocess_specs: Mapping[str, An
             if sub_spec is None or task_spec is None:
                 continue
             if not any(
-                isinstance(s.event_definition, MessageEventDefinition | SignalEventDefinition)
+                isinstance(
+                    s.event_definition,
+                    MessageEventDefinition | SignalEventDefinition | ConditionalEventDefinition,
+                )
                 for s in sub_spec.bpmn_start_events
             ):
                 continue
@@ -704,6 +709,15 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
     def do_engine_steps(
         self, will_complete_task: Any = None, did_complete_task: Any = None
     ) -> None:
+        # What changed the variables (a form, a message, a script) may have made the
+        # condition of a waiting conditional event true: check them before anything else
+        # runs, and again after every step (``_do_engine_steps``).
+        _conditions_fired(self)
+        self._engine_round(will_complete_task, did_complete_task)
+        while _conditions_fired(self):
+            self._engine_round(will_complete_task, did_complete_task)
+
+    def _engine_round(self, will_complete_task: Any, did_complete_task: Any) -> None:
         super().do_engine_steps(will_complete_task, did_complete_task)
         # SpiffWorkflow's round ends when the process itself ran nothing, even if a task
         # in a sub-process ran something a deeper one now has READY (an event
@@ -740,6 +754,7 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
                     _spend(task)
                     task.run()
                     count += 1
+                    _conditions_fired(self)
             return count
 
         active_subprocesses = self.get_active_subprocesses()
@@ -753,6 +768,75 @@ class _Workflow(BpmnWorkflow):  # type: ignore[misc]
 
         count = update_workflow(self)
         return count > 0 or len(self.get_active_subprocesses()) > len(active_subprocesses)
+
+
+# -- conditional events ---------------------------------------------------------------------
+
+# SpiffWorkflow checks a conditional event's condition once, when the event is reached (or
+# its activity or scope starts), never again: an instance arriving while it was false waited
+# forever, whatever the data became. Here every waiting conditional event (intermediate
+# catch, boundary event, event sub-process start) is checked again after each step, on
+# the process's variables as they are now, and fires when its condition turns true (BPMN:
+# "the condition changes from false to true"): true when reached fires at once; one that
+# stays true does not fire again, so a non-interrupting one fires once per change.
+_CONDITIONS = "bankflow_conditions"  # in the scope root's internal data: last values
+
+
+def _conditional_has_fired(self: ConditionalEventDefinition, my_task: Any) -> bool:
+    value = bool(
+        my_task.workflow.script_engine.evaluate(
+            my_task, self.expression, external_context=my_task.workflow.data_objects
+        )
+    )
+    if isinstance(my_task.task_spec, StartEvent):
+        # An event sub-process's start waits again after it fired: remember the value
+        # across those waits, in the scope, so a condition that stays true fires once.
+        # The event sub-process is a new workflow each time: remember in its scope.
+        scope = my_task.workflow.parent_workflow or my_task.workflow
+        record = scope.task_tree.internal_data.setdefault(_CONDITIONS, {})
+        key = my_task.task_spec.bpmn_id or my_task.task_spec.name
+    else:
+        record, key = my_task.internal_data, _CONDITIONS
+    before = bool(record.get(key, False))
+    record[key] = value
+    fired = value and not before
+    my_task._set_internal_data(has_fired=fired)
+    return fired
+
+
+ConditionalEventDefinition.has_fired = _conditional_has_fired
+
+
+def _has_conditions(workflow: Any) -> bool:
+    """Whether the process (or what it calls) has a conditional event at all: computed
+    once per spec, so a process without one pays nothing per step."""
+    spec = workflow.spec
+    known = spec.__dict__.get("_bankflow_conditional")
+    if known is None:
+        specs = [spec, *getattr(workflow, "subprocess_specs", {}).values()]
+        known = any(_is_conditional(t) for s in specs for t in s.task_specs.values())
+        spec.__dict__["_bankflow_conditional"] = known
+    return bool(known)
+
+
+def _is_conditional(spec: Any) -> bool:
+    if getattr(spec, "event_definition", None) is None:
+        return False
+    return any(isinstance(d, ConditionalEventDefinition) for d, _ in _caught(spec))
+
+
+def _conditions_fired(workflow: Any) -> bool:
+    """Check every waiting conditional event again; True when one fired."""
+    if not _has_conditions(workflow):
+        return False
+    fired = False
+    for wf in (workflow, *workflow.subprocesses.values()):
+        for task in _in_state(wf, TaskState.WAITING):
+            if task.state != TaskState.WAITING or not _is_conditional(task.task_spec):
+                continue
+            task.task_spec._update(task)
+            fired = fired or task.state != TaskState.WAITING
+    return fired
 
 
 # -- state ---------------------------------------------------------------------------------
