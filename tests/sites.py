@@ -145,7 +145,6 @@ SITES: tuple[Site, ...] = (
       </bpmn:conditionalEventDefinition>
     </bpmn:intermediateCatchEvent>""",
         "True",
-        refused="unsupported",  # checked only when reached, never when data changes
     ),
     Site(
         "timer",
