@@ -727,6 +727,7 @@ def test_a_message_start_event_starts_the_process_and_runs_on(steps: Steps) -> N
     )
     assert steps.history(instance.id) == [
         ("instance_started", None),
+        ("message_received", "received"),
         ("task_created", "review"),
         ("task_completed", "review"),
         ("instance_completed", None),
@@ -772,6 +773,7 @@ def test_a_message_thrown_by_another_instance_starts_the_process(steps: Steps) -
     assert done.data == {"trace": ["fill", "check", "after"]}
     assert steps.history(receiver.id) == [
         ("instance_started", None),
+        ("message_received", "received"),
         ("task_created", "review"),
         ("task_completed", "review"),
         ("instance_completed", None),

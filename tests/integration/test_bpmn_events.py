@@ -200,6 +200,7 @@ def test_the_message_that_starts_an_instance_does_not_start_its_event_sub_proces
         assert done.status == InstanceStatus.COMPLETED
         assert history(engine, started.id) == [
             ("instance_started", None),
+            ("message_received", "scope_start"),
             ("task_created", "work"),
             ("message_received", "cancelled"),
             ("task_completed", "work"),

@@ -443,6 +443,7 @@ def test_message_start_event_starts_an_instance(db_url: str, tmp_path: Path) -> 
     assert second.id != started.id
     assert history(db_url, started.id) == [
         ("instance_started", None, "web"),
+        ("message_received", "submitted", "web"),
         ("task_created", "check", None),
     ]
     assert subscriptions(db_url) == []

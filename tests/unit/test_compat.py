@@ -283,3 +283,72 @@ def test_a_link_throw_flows_to_the_catch_of_its_name_in_its_scope() -> None:
     for element_id in ("go", "land", "sub_go", "sub_land"):
         assert by_id(root, element_id).find(f"{{{BPMN}}}linkEventDefinition") is None
     assert by_id(root, "lost").find(f"{{{BPMN}}}linkEventDefinition") is not None
+
+
+# -- instantiating receive tasks and event-based gateways ------------------------------------
+
+MESSAGES = "<bpmn:message id='m1' name='one'/><bpmn:message id='m2' name='two'/>"
+
+
+def test_an_instantiating_receive_task_becomes_a_message_start_event_with_its_id() -> None:
+    root = doc(
+        "<bpmn:receiveTask id='r' name='Application in' messageRef='m1' instantiate='true'>"
+        "<bpmn:documentation>why</bpmn:documentation><bpmn:outgoing>f1</bpmn:outgoing>"
+        "</bpmn:receiveTask><bpmn:task id='t'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='r' targetRef='t'/>",
+        root_extra=MESSAGES,
+    )
+    assert rewrite(root, file="f.bpmn") == []
+    assert find(root, "receiveTask") == []
+    [start] = find(root, "startEvent")  # no implicit start: the message starts it
+    assert (start.get("id"), start.get("name")) == ("r", "Application in")
+    [definition] = start.findall(f"{{{BPMN}}}messageEventDefinition")
+    assert definition.get("messageRef") == "m1"
+    assert [c.tag.split("}")[1] for c in start] == [
+        "documentation",
+        "outgoing",
+        "messageEventDefinition",
+    ]
+    assert by_id(root, "f1").get("sourceRef") == "r"
+
+
+def test_a_receive_task_that_cannot_instantiate_is_left_for_lint_to_refuse() -> None:
+    root = doc(
+        "<bpmn:startEvent id='s'/>"
+        "<bpmn:receiveTask id='r' messageRef='m1' instantiate='true'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='s' targetRef='r'/>",
+        root_extra=MESSAGES,
+    )
+    rewrite(root, file="f.bpmn")
+    assert [r.get("id") for r in find(root, "receiveTask")] == ["r"]
+
+
+def test_an_instantiating_event_gateway_leaves_its_message_events_as_start_events() -> None:
+    root = doc(
+        "<bpmn:eventBasedGateway id='g' instantiate='true'/>"
+        "<bpmn:intermediateCatchEvent id='c1' name='One'><bpmn:incoming>f1</bpmn:incoming>"
+        "<bpmn:messageEventDefinition messageRef='m1'/></bpmn:intermediateCatchEvent>"
+        "<bpmn:receiveTask id='c2' messageRef='m2'/>"
+        "<bpmn:intermediateCatchEvent id='late'><bpmn:timerEventDefinition>"
+        "<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        "<bpmn:task id='a'/><bpmn:task id='b'/><bpmn:task id='c'/>"
+        "<bpmn:sequenceFlow id='f1' sourceRef='g' targetRef='c1'/>"
+        "<bpmn:sequenceFlow id='f2' sourceRef='g' targetRef='c2'/>"
+        "<bpmn:sequenceFlow id='f3' sourceRef='g' targetRef='late'/>"
+        "<bpmn:sequenceFlow id='f4' sourceRef='c1' targetRef='a'/>"
+        "<bpmn:sequenceFlow id='f5' sourceRef='c2' targetRef='b'/>"
+        "<bpmn:sequenceFlow id='f6' sourceRef='late' targetRef='c'/>",
+        root_extra=MESSAGES,
+    )
+    assert rewrite(root, file="f.bpmn") == []
+    assert find(root, "eventBasedGateway") == []
+    starts = {
+        s.get("id"): [d.get("messageRef") for d in s.findall(f"{{{BPMN}}}messageEventDefinition")]
+        for s in find(root, "startEvent")
+    }
+    assert starts == {"c1": ["m1"], "c2": ["m2"]}
+    assert by_id(root, "c1").findall(f"{{{BPMN}}}incoming") == []
+    flows = {(f.get("sourceRef"), f.get("targetRef")) for f in find(root, "sequenceFlow")}
+    # The timer can never start an instance: it is left with no way in (lint warns).
+    assert flows == {("c1", "a"), ("c2", "b"), ("late", "c")}

@@ -701,8 +701,8 @@ def with_globals(text: str, elements: str) -> str:
             '<bpmn:eventBasedGateway id="Wait" name="Wait" instantiate="true"/>',
             "Wait",
             ERROR,
-            'event based gateway "Wait" instantiates the process (instantiate="true"), which '
-            "bankflow does not support yet",
+            'event based gateway "Wait" instantiates the process (instantiate="true") but '
+            "leads to no message event or receive task, which bankflow cannot run",
         ),
         (
             '<bpmn:intermediateCatchEvent id="Go" name="Go">'
@@ -755,6 +755,84 @@ def test_unsupported_construct_is_named(
 ) -> None:
     (diagnostic,) = expect(bpmn(CLEAN + extra), "unsupported", severity, element_id)
     assert message in diagnostic.message
+
+
+INSTANTIATING = """
+    <bpmn:eventBasedGateway id="Either" name="Either" instantiate="true"/>
+    <bpmn:intermediateCatchEvent id="Online" name="Online">
+      <bpmn:messageEventDefinition messageRef="M1"/></bpmn:intermediateCatchEvent>
+    <bpmn:receiveTask id="Branch" name="Branch" messageRef="M2"/>
+    <bpmn:intermediateCatchEvent id="Never" name="Never">
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT1H</bpmn:timeDuration>
+      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:receiveTask id="Letter" name="Letter" messageRef="M1" instantiate="true"/>
+    <bpmn:userTask id="Check" name="Check" camunda:candidateGroups="officers"/>
+    <bpmn:endEvent id="Done" name="Done"/>
+    <bpmn:sequenceFlow id="G1" sourceRef="Either" targetRef="Online"/>
+    <bpmn:sequenceFlow id="G2" sourceRef="Either" targetRef="Branch"/>
+    <bpmn:sequenceFlow id="G3" sourceRef="Either" targetRef="Never"/>
+    <bpmn:sequenceFlow id="G4" sourceRef="Online" targetRef="Check"/>
+    <bpmn:sequenceFlow id="G5" sourceRef="Branch" targetRef="Check"/>
+    <bpmn:sequenceFlow id="G6" sourceRef="Never" targetRef="Check"/>
+    <bpmn:sequenceFlow id="G7" sourceRef="Letter" targetRef="Check"/>
+    <bpmn:sequenceFlow id="G8" sourceRef="Check" targetRef="Done"/>
+"""
+
+
+def test_instantiating_receive_tasks_and_event_gateways_start_the_process() -> None:
+    """They start the process on their message: no start event is needed, nothing is
+    refused; a timer after the gateway can never start an instance and warns."""
+    text = bpmn(INSTANTIATING)
+    [never] = expect(text, "unsupported", WARNING, "Never")
+    assert "where a timer never fires" in never.message
+    assert found(text, "start-event-required") == []
+
+
+@pytest.mark.parametrize(
+    ("change", "element_id", "reason"),
+    [
+        (
+            (
+                '<bpmn:sequenceFlow id="G8"',
+                '<bpmn:sequenceFlow id="G9" sourceRef="Check" '
+                'targetRef="Letter"/><bpmn:sequenceFlow id="G8"',
+            ),
+            "Letter",
+            "has an incoming sequence flow",
+        ),
+        (('messageRef="M1" instantiate', "instantiate"), "Letter", "names no message"),
+        (
+            (
+                'name="Either" instantiate="true"',
+                'name="Either" instantiate="true" eventGatewayType="Parallel"',
+            ),
+            "Either",
+            'has eventGatewayType="Parallel"',
+        ),
+        (
+            ('<bpmn:messageEventDefinition messageRef="M1"/>', "<bpmn:signalEventDefinition/>"),
+            "Either",
+            'leads to "Online": only message events and receive tasks start a process',
+        ),
+        (
+            (
+                '<bpmn:sequenceFlow id="G8"',
+                '<bpmn:sequenceFlow id="G9" sourceRef="Check" '
+                'targetRef="Branch"/><bpmn:sequenceFlow id="G8"',
+            ),
+            "Either",
+            'leads to "Branch", which other sequence flows also reach',
+        ),
+    ],
+    ids=["incoming-flow", "no-message", "parallel", "signal-after-gateway", "joined-target"],
+)
+def test_an_instantiating_element_that_cannot_start_the_process_is_refused(
+    change: tuple[str, str], element_id: str, reason: str
+) -> None:
+    text = bpmn(INSTANTIATING.replace(*change))
+    refused = [d for d in lint(text) if d.rule == "unsupported" and d.severity == ERROR]
+    assert [d.element_id for d in refused] == [element_id]
+    assert reason in refused[0].message
 
 
 # --- link-event ------------------------------------------------------------------------------

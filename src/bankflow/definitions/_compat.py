@@ -118,6 +118,26 @@ class _Rewriter:
         )
         return True
 
+    def instantiating(self, scope: etree._Element) -> None:
+        """Instantiating receive tasks and event-based gateways become message start
+        events (see ``instantiation_problem``); the gateway itself goes, and a timer after
+        it, which can never start an instance, is left with no way in (lint warns)."""
+        if not is_bpmn(scope, "process"):
+            return
+        starts = message_starts(scope)
+        for gateway in instantiating_elements(scope):
+            if local_name(gateway) != "eventBasedGateway":
+                continue
+            for flow in _outgoing(gateway):
+                target = _by_id(scope, flow.get("targetRef"))
+                if target is not None:
+                    for ref in target.findall(q("incoming")):
+                        target.remove(ref)
+                scope.remove(flow)
+            scope.remove(gateway)
+        for node in starts:
+            _as_message_start(node)
+
     def implicit_start(self, scope: etree._Element) -> None:
         """BPMN §10.5.2: with no start event, every node without an incoming flow starts."""
         if scope.get("triggeredByEvent") == "true":
@@ -392,6 +412,149 @@ class _Rewriter:
                 item.set("name", element)
 
 
+# -- instantiating receive tasks and event-based gateways -------------------------------------
+#
+# BPMN 2.0 (§10.5.6, §10.6.6): a receive task or an exclusive event-based gateway with
+# ``instantiate="true"`` and no incoming flow starts its process when its message comes, as
+# a message start event does. SpiffWorkflow 3.2 knows only start events for that, so each
+# such element becomes a message start event with the same id before SpiffWorkflow parses
+# (history and traces name the analyst's element); lint refuses what does not fit, with the
+# reason ``instantiation_problem`` gives, and ``message_starts`` tells deploy which elements
+# start the process (their start triggers).
+
+
+def _incoming(node: etree._Element) -> list[etree._Element]:
+    scope = node.getparent()
+    if scope is None or not node.get("id"):
+        return []
+    return [f for f in scope if is_bpmn(f, "sequenceFlow") and f.get("targetRef") == node.get("id")]
+
+
+def _outgoing(node: etree._Element) -> list[etree._Element]:
+    scope = node.getparent()
+    if scope is None or not node.get("id"):
+        return []
+    return [f for f in scope if is_bpmn(f, "sequenceFlow") and f.get("sourceRef") == node.get("id")]
+
+
+def _by_id(scope: etree._Element, element_id: str | None) -> etree._Element | None:
+    return next((n for n in scope if n.get("id") == element_id), None)
+
+
+def _instantiates(node: etree._Element) -> bool:
+    return (node.get("instantiate") or "").strip().lower() == "true"
+
+
+def _event_definitions(node: etree._Element) -> list[str]:
+    return [local_name(c) for c in node if local_name(c).endswith("EventDefinition")]
+
+
+def _receive_problem(node: etree._Element) -> str | None:
+    """Why receive task ``node`` cannot be the message start of its process."""
+    scope = node.getparent()
+    if not (node.get("messageRef") or "").strip():
+        return "names no message (messageRef)"
+    if any(local_name(c) in _LOOPS for c in node):
+        return "is a loop or multi-instance activity"
+    if scope is not None and any(
+        is_bpmn(b, "boundaryEvent") and b.get("attachedToRef") == node.get("id")
+        for b in scope.iter(q("boundaryEvent"))
+    ):
+        return "has a boundary event"
+    return None
+
+
+_LOOPS = {"standardLoopCharacteristics", "multiInstanceLoopCharacteristics"}
+
+
+def instantiation_problem(node: etree._Element) -> str | None:
+    """Why an instantiating receive task or event-based gateway cannot start its process
+    as a message start event would; None when it can."""
+    scope = node.getparent()
+    if scope is None or not is_bpmn(scope, "process"):
+        return "is not drawn directly in the process (only a process is instantiated)"
+    if _incoming(node):
+        return "has an incoming sequence flow"
+    if local_name(node) == "receiveTask":
+        return _receive_problem(node)
+    if (node.get("eventGatewayType") or "Exclusive").strip() != "Exclusive":
+        return 'has eventGatewayType="Parallel" (all its events in one instance)'
+    messages = 0
+    for flow in _outgoing(node):
+        target = _by_id(scope, flow.get("targetRef"))
+        if target is None:
+            continue
+        label = target.get("name") or target.get("id")
+        if len(_incoming(target)) != 1:
+            return f'leads to "{label}", which other sequence flows also reach'
+        kind, definitions = local_name(target), _event_definitions(target)
+        if kind == "receiveTask":
+            problem = _receive_problem(target)
+            if problem:
+                return f'leads to receive task "{label}", which {problem}'
+            messages += 1
+        elif kind == "intermediateCatchEvent" and definitions == ["messageEventDefinition"]:
+            messages += 1
+        elif not (kind == "intermediateCatchEvent" and definitions == ["timerEventDefinition"]):
+            return f'leads to "{label}": only message events and receive tasks start a process'
+    if not messages:
+        return "leads to no message event or receive task"
+    return None
+
+
+def instantiating_elements(process: etree._Element) -> list[etree._Element]:
+    """The instantiating receive tasks and event-based gateways drawn directly in
+    ``process`` that start it (``instantiation_problem`` has nothing against them)."""
+    return [
+        node
+        for node in process
+        if is_bpmn(node, "receiveTask", "eventBasedGateway")
+        and _instantiates(node)
+        and instantiation_problem(node) is None
+    ]
+
+
+def message_starts(process: etree._Element) -> list[etree._Element]:
+    """The elements of ``process`` that start it on their message besides its start
+    events: instantiating receive tasks, and the message catch events and receive tasks
+    right after an instantiating event-based gateway."""
+    found = []
+    for node in instantiating_elements(process):
+        if local_name(node) == "receiveTask":
+            found.append(node)
+            continue
+        for flow in _outgoing(node):
+            target = _by_id(process, flow.get("targetRef"))
+            if target is not None and (
+                local_name(target) == "receiveTask"
+                or _event_definitions(target) == ["messageEventDefinition"]
+            ):
+                found.append(target)
+    return found
+
+
+def _as_message_start(node: etree._Element) -> None:
+    """Replace ``node`` (a receive task or a message catch event) by a message start event
+    with its id, name, documentation, extensions and outgoing flows."""
+    start = etree.Element(q("startEvent"))
+    for name in ("id", "name"):
+        if node.get(name) is not None:
+            start.set(name, node.get(name, ""))
+    keep = {"documentation", "extensionElements", "outgoing"}
+    if local_name(node) == "intermediateCatchEvent":
+        keep |= {"dataOutput", "dataOutputAssociation", "outputSet", "messageEventDefinition"}
+    for child in list(node):
+        if local_name(child) in keep:
+            start.append(child)
+    if local_name(node) == "receiveTask":
+        etree.SubElement(start, q("messageEventDefinition")).set(
+            "messageRef", (node.get("messageRef") or "").strip()
+        )
+    parent = node.getparent()
+    if parent is not None:
+        parent.replace(node, start)
+
+
 def _plain_name(expression: str | None) -> str | None:
     """``${items}``, ``=items`` and ``items`` all name the variable ``items``."""
     if not expression:
@@ -432,6 +595,7 @@ def rewrite(root: etree._Element, *, file: str) -> list[Diagnostic]:
     for scope in list(rewriter.scopes()):
         if rewriter.empty_scope(scope):
             continue
+        rewriter.instantiating(scope)
         rewriter.implicit_start(scope)
         rewriter.links(scope)
         rewriter.gateway_defaults(scope)

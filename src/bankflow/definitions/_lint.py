@@ -33,6 +33,7 @@ from bankflow.definitions._bpmn import (
     GATEWAYS,
     SUBPROCESSES,
 )
+from bankflow.definitions._compat import instantiating_elements, instantiation_problem
 from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.language._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
@@ -244,6 +245,8 @@ def _start_event_required(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     nothing to start from. An event subprocess only runs through its own start event."""
     if scope.is_ad_hoc or any(_kind(node) == "startEvent" for node in scope.nodes):
         return
+    if _kind(scope.element) == "process" and instantiating_elements(scope.element):
+        return  # its message starts it (an instantiating receive task or gateway)
     what = _describe(scope.element)
     if _is_event_subprocess(scope.element):
         yield file.diagnostic(
@@ -717,6 +720,21 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                     )
         if problem:
             yield file.diagnostic(node, "unsupported", severity, f"{what} {problem}")
+
+
+def _after_instantiating_gateway(node: etree._Element, scope: _Scope) -> bool:
+    """Whether ``node`` is reached from an event-based gateway that starts the process."""
+    nodes = {_id(n): n for n in scope.nodes}
+    for flow in scope.ins(node):
+        source = nodes.get(_attr(flow, "sourceRef"))
+        if (
+            source is not None
+            and _kind(source) == "eventBasedGateway"
+            and _is_true(source, "instantiate")
+            and instantiation_problem(source) is None
+        ):
+            return True
+    return False
 
 
 def _link_events(file: _File, scope: _Scope) -> Iterator[Diagnostic]:

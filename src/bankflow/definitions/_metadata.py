@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, FLOW_NODES, SUBPROCESSES, local_name, q
+from bankflow.definitions._compat import message_starts
 from bankflow.models import ElementInfo, FormField
 
 __all__ = ["extract_elements"]
@@ -37,13 +38,18 @@ def extract_elements(root: etree._Element, *, process_id: str) -> list[ElementIn
 def _walk(
     container: etree._Element, process_id: str, lanes: dict[str, str], inherited: str | None
 ) -> Iterator[ElementInfo]:
+    # Instantiating receive tasks and the message events after an instantiating
+    # event-based gateway start the process too (``_compat.message_starts``).
+    starters = message_starts(container) if local_name(container) == "process" else []
     for el in _children(container, *FLOW_NODES):
         element_id = _attr(el, "id")
         lane = lanes.get(element_id or "", inherited)
         if element_id is not None:
             # Only a start event directly in the process starts the process; one in an
             # event sub-process (or sub-process) starts that, inside a running instance.
-            starts = local_name(container) == "process"
+            starts = local_name(container) == "process" and (
+                local_name(el) == "startEvent" or any(el is s for s in starters)
+            )
             yield _info(el, element_id, process_id, lane, starts_process=starts)
         if local_name(el) in SUBPROCESSES:
             yield from _walk(el, process_id, lanes, lane)
@@ -76,7 +82,7 @@ def _info(
         form_key=_attr(el, "formKey", CAMUNDA) or _attr(el, "formRef", CAMUNDA),
         form_fields=tuple(_form_fields(el)),
         line=el.sourceline,
-        trigger=_trigger(el) if starts_process and local_name(el) == "startEvent" else None,
+        trigger=_trigger(el) if starts_process else None,
     )
 
 
@@ -93,8 +99,8 @@ def _trigger(el: etree._Element) -> dict[str, str] | None:
                 name = _attr(candidate, "name") or ref
         return {"kind": "signal", "name": name} if name else None
     message = el.find(q("messageEventDefinition"))
-    if message is not None:
-        ref = _attr(message, "messageRef")
+    if message is not None or local_name(el) == "receiveTask":
+        ref = _attr(el if message is None else message, "messageRef")
         name = ref
         for candidate in el.getroottree().getroot().iter(q("message")):
             if ref is not None and candidate.get("id") == ref:

@@ -285,7 +285,8 @@ class JobStore:
         return list(conn.execute(query).mappings())
 
     def start_triggers(self, conn: Connection, kind: str) -> list[RowMapping]:
-        """Start events of kind ``kind`` in the latest version of every process."""
+        """What starts a process on a ``kind`` trigger, in the latest version of every
+        process."""
         latest = (
             select(
                 ProcessDefinitionRow.key.label("key"),
@@ -307,7 +308,9 @@ class JobStore:
                 (latest.c.key == ProcessDefinitionRow.key)
                 & (latest.c.version == ProcessDefinitionRow.version),
             )
-            .where(ElementRow.element_type == "startEvent", ElementRow.trigger.is_not(None))
+            # Only what starts a process has a trigger: start events, and instantiating
+            # receive tasks and the message events after an instantiating gateway.
+            .where(ElementRow.trigger.is_not(None))
         )
         return [
             r for r in conn.execute(query).mappings() if (r["trigger"] or {}).get("kind") == kind

@@ -176,6 +176,18 @@ class Executor:
             header, "instance_started", now, actor=actor, data=_spiff.convert_data(data)
         )
         also = []
+        if message is not None:
+            # The element that caught it (a receive task that instantiates, ...) in history.
+            also.append(
+                _event(
+                    header,
+                    "message_received",
+                    now,
+                    actor=actor,
+                    element_id=_spiff.message_start_element(workflow, message[0]),
+                    data={"message": message[0], "data": _spiff.convert_data(message[1])},
+                )
+            )
         if signal is not None:
             also.append(
                 _event(

@@ -135,11 +135,14 @@ class Messages:
         )
 
     def _starts(self, conn: Connection, name: str) -> list[tuple[str, str]]:
-        return [
-            (r["definition_id"], r["process_key"])
-            for r in self._jobs.start_triggers(conn, "message")
-            if r["trigger"].get("name") == name
-        ]
+        # Once per process: two events after one instantiating gateway may catch it.
+        return list(
+            dict.fromkeys(
+                (r["definition_id"], r["process_key"])
+                for r in self._jobs.start_triggers(conn, "message")
+                if r["trigger"].get("name") == name
+            )
+        )
 
     def _deliver_to(
         self,

@@ -1647,6 +1647,22 @@ def deliver_message(
     return caught
 
 
+def message_start_element(workflow: BpmnWorkflow, name: str) -> str | None:
+    """The element whose message ``name`` started ``workflow``: its message start event,
+    or the instantiating receive task or event after an instantiating gateway that
+    became one (``definitions/_compat.py``), so history names what the analyst drew."""
+    for task in workflow.tasks.values():
+        spec = task.task_spec
+        if (
+            isinstance(spec, StartEvent)
+            and task.state == TaskState.COMPLETED
+            and isinstance(spec.event_definition, MessageEventDefinition)
+            and spec.event_definition.name == name
+        ):
+            return str(spec.bpmn_id)
+    return None
+
+
 def fire_start_timers(workflow: BpmnWorkflow, *, unless_started: bool = False) -> None:
     """An instance created by its process's timer start event: that timer has fired.
 

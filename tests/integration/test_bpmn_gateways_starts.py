@@ -1,0 +1,234 @@
+"""Processes started by an instantiating receive task or event-based gateway, and the
+complex gateway, on both backends (issue 10): constructs validate refused before.
+
+As in ``test_bpmn_semantics.py`` (whose helpers these tests reuse), service tasks record
+what ran in ``steps.trace``, every step opens a fresh Engine on the stored state, and each
+test asserts the exact order of what ran (the trace, and the history where it says more).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from test_bpmn_semantics import T0, TAIL, Steps, flows, history, process, service
+
+from bankflow import CorrelationError, InstanceStatus
+
+CS = ["cs"]
+MESSAGES = (
+    '<bpmn:message id="app_msg" name="application_submitted"/>'
+    '<bpmn:message id="branch_msg" name="branch_application"/>'
+)
+SPIFF = 'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"'
+
+
+@pytest.fixture
+def steps(db_url: str, tmp_path: Path) -> Steps:
+    return Steps(db_url, tmp_path)
+
+
+def with_messages(source: str) -> str:
+    return source.replace(TAIL, MESSAGES + TAIL)
+
+
+def check(element_id: str = "check") -> str:
+    return f'<bpmn:userTask id="{element_id}" camunda:candidateGroups="cs"/>'
+
+
+def web_form(message: str = "app_msg") -> str:
+    """A process that throws ``application_submitted`` (with ``amount``) and ends."""
+    return with_messages(
+        process(
+            "web_form",
+            '<bpmn:startEvent id="opened"/>'
+            f'<bpmn:endEvent id="submit"><bpmn:messageEventDefinition messageRef="{message}">'
+            "<bpmn:extensionElements><spiffworkflow:messagePayload>"
+            '{"amount": amount}</spiffworkflow:messagePayload></bpmn:extensionElements>'
+            "</bpmn:messageEventDefinition></bpmn:endEvent>" + flows("opened>submit"),
+        ).replace('targetNamespace="t"', f'targetNamespace="t" {SPIFF}')
+    )
+
+
+def no_refusal(steps: Steps, key: str) -> None:
+    with steps.engine() as engine:
+        report = engine.definitions.validate(steps.tmp_path / f"{key}.bpmn")
+    assert [d for d in report.diagnostics if d.severity == "error"] == []
+    assert [d for d in report.diagnostics if d.rule == "unsupported"] == []
+
+
+def start_by(steps: Steps, how: str, name: str, business_key: str) -> str:
+    """Start an instance with message ``name``: correlated by hand, or thrown by a
+    ``web_form`` instance (whose job delivers it). Returns the started instance's id."""
+    with steps.engine() as engine:
+        if how == "correlate":
+            [started] = engine.messages.correlate(
+                name, business_key=business_key, data={"amount": 5}
+            )
+            return started.id
+        engine.instances.start("web_form", business_key=business_key, data={"amount": 5})
+    with steps.engine() as engine:
+        [outcome] = engine.jobs.run_due().outcomes
+        assert (outcome.kind, outcome.result) == ("message", "started")
+        [started] = [i for i in engine.instances.list() if i.process_key != "web_form"]
+        return started.id
+
+
+# -- 1. an instantiating receive task ---------------------------------------------------------
+
+RECEIVE = with_messages(
+    process(
+        "applications",
+        '<bpmn:receiveTask id="application_in" name="Application in" messageRef="app_msg" '
+        'instantiate="true"/>'
+        + service("a")
+        + check()
+        + service("finish")
+        + '<bpmn:endEvent id="end"/>'
+        + flows("application_in>a", "a>check", "check>finish", "finish>end"),
+    )
+)
+
+
+@pytest.mark.parametrize("how", ["correlate", "thrown"])
+def test_an_instantiating_receive_task_starts_the_process_on_its_message(
+    steps: Steps, how: str
+) -> None:
+    steps.deploy("applications", RECEIVE)
+    no_refusal(steps, "applications")
+    if how == "thrown":
+        steps.deploy("web_form", web_form())
+    instance_id = start_by(steps, how, "application_submitted", "A-1")
+    assert steps.trace == ["a"]
+    with steps.engine() as engine:
+        started = engine.instances.get(instance_id)
+        assert (started.process_key, started.business_key) == ("applications", "A-1")
+        assert started.data == {"amount": 5}
+        [work] = started.tasks
+        assert work.element_id == "check"
+        # The receive task completed as the first step: its id is in history.
+        assert history(engine, instance_id) == [
+            ("instance_started", None),
+            ("message_received", "application_in"),
+            ("task_created", "check"),
+        ]
+    with steps.engine() as engine:
+        done = engine.tasks.complete(work.id, user="ann", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert history(engine, instance_id)[-2:] == [
+            ("task_completed", "check"),
+            ("instance_completed", None),
+        ]
+    assert steps.trace == ["a", "finish"]
+    with steps.engine() as engine:
+        # Each message starts its own instance; a started instance waits for none.
+        [second] = engine.messages.correlate("application_submitted", business_key="A-2")
+        assert second.id != instance_id
+    assert steps.trace == ["a", "finish", "a"]
+
+
+# -- 2. an instantiating event-based gateway --------------------------------------------------
+
+EITHER = with_messages(
+    process(
+        "either",
+        '<bpmn:eventBasedGateway id="either_way" instantiate="true"/>'
+        '<bpmn:intermediateCatchEvent id="online"><bpmn:messageEventDefinition '
+        'messageRef="app_msg"/></bpmn:intermediateCatchEvent>'
+        '<bpmn:receiveTask id="at_branch" messageRef="branch_msg"/>'
+        '<bpmn:intermediateCatchEvent id="never"><bpmn:timerEventDefinition>'
+        "<bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition>"
+        "</bpmn:intermediateCatchEvent>"
+        + service("a")
+        + service("b")
+        + service("remind")
+        + check()
+        + service("finish")
+        + '<bpmn:endEvent id="end"/>'
+        + flows(
+            "either_way>online",
+            "either_way>at_branch",
+            "either_way>never",
+            "online>a",
+            "at_branch>b",
+            "never>remind",
+            "a>check",
+            "b>check",
+            "remind>check",
+            "check>finish",
+            "finish>end",
+        ),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("how", "name", "element_id", "ran"),
+    [
+        ("correlate", "application_submitted", "online", "a"),
+        ("correlate", "branch_application", "at_branch", "b"),
+        ("thrown", "application_submitted", "online", "a"),
+    ],
+    ids=["message-event", "receive-task", "thrown"],
+)
+def test_an_instantiating_event_gateway_starts_on_whichever_message_comes(
+    steps: Steps, how: str, name: str, element_id: str, ran: str
+) -> None:
+    steps.deploy("either", EITHER)
+    with steps.engine() as engine:
+        report = engine.definitions.validate(steps.tmp_path / "either.bpmn")
+    assert [
+        (d.rule, d.severity, d.element_id)
+        for d in report.diagnostics
+        if d.rule in ("unsupported", "start-event-required")
+    ] == [("unsupported", "warning", "never")]
+    if how == "thrown":
+        steps.deploy("web_form", web_form())
+    instance_id = start_by(steps, how, name, "E-1")
+    assert steps.trace == [ran]
+    with steps.engine() as engine:
+        started = engine.instances.get(instance_id)
+        [work] = started.tasks
+        assert (started.process_key, started.data, work.element_id) == (
+            "either",
+            {"amount": 5},
+            "check",
+        )
+        assert history(engine, instance_id) == [
+            ("instance_started", None),
+            ("message_received", element_id),
+            ("task_created", "check"),
+        ]
+        # The other message does not reach this instance (the gateway chose): it would
+        # start another one; no timer job was made for the timer branch.
+        assert engine.jobs.list() == []
+    with steps.engine() as engine:
+        done = engine.tasks.complete(work.id, user="ann", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    steps.clock.set(T0 + timedelta(hours=2))
+    with steps.engine() as engine:
+        assert engine.jobs.run_due().outcomes == ()
+        assert history(engine, instance_id)[-2:] == [
+            ("task_completed", "check"),
+            ("instance_completed", None),
+        ]
+    assert steps.trace == [ran, "finish"]
+
+
+def test_the_other_message_of_an_instantiating_gateway_starts_another_instance(
+    steps: Steps,
+) -> None:
+    steps.deploy("either", EITHER)
+    with steps.engine() as engine:
+        [first] = engine.messages.correlate("application_submitted", business_key="E-2")
+    with steps.engine() as engine:
+        [second] = engine.messages.correlate("branch_application", business_key="E-3")
+        assert second.id != first.id
+        assert [i.business_key for i in engine.instances.list(process_key="either")] in (
+            ["E-2", "E-3"],
+            ["E-3", "E-2"],
+        )
+        with pytest.raises(CorrelationError, match="no instance is waiting"):
+            engine.messages.correlate("nobody_sends_this", business_key="E-2")
+    assert steps.trace == ["a", "b"]
