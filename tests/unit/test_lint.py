@@ -1019,3 +1019,139 @@ def test_a_form_field_and_a_script_on_two_branches_warn() -> None:
         "</bpmn:userTask>",
     )
     expect(text, "parallel-write", WARNING, "Split")
+
+
+# --- compensation -----------------------------------------------------------------------------
+
+COMPENSATED = """
+    <bpmn:startEvent id="Start" name="Booking requested"/>
+    <bpmn:serviceTask id="Book" name="Book hotel" camunda:class="Book">{loop}</bpmn:serviceTask>
+    <bpmn:boundaryEvent id="Comp" name="Undo booking" attachedToRef="Book">
+      <bpmn:compensateEventDefinition/>
+    </bpmn:boundaryEvent>
+    <bpmn:serviceTask id="Undo" name="Cancel" isForCompensation="true" camunda:class="Undo"/>
+    <bpmn:endEvent id="End" name="Undone">
+      <bpmn:compensateEventDefinition{ref}/>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Book"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Book" targetRef="End"/>
+    {extra}
+    <bpmn:association id="A1" sourceRef="Comp" targetRef="Undo"/>
+"""
+
+
+def compensated(*, loop: str = "", ref: str = "", extra: str = "") -> str:
+    return bpmn(COMPENSATED.format(loop=loop, ref=ref, extra=extra))
+
+
+def test_compensation_boundary_handler_and_throw_are_not_refused() -> None:
+    """What bankflow runs (tests/integration/test_compensation.py): no error, and the
+    handler is not reported as disconnected."""
+    for text in (compensated(), compensated(ref=' activityRef="Book"')):
+        assert [d for d in lint(text) if d.severity == ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "element_id", "message"),
+    [
+        (
+            compensated(loop="<bpmn:multiInstanceLoopCharacteristics/>"),
+            "unsupported",
+            "Comp",
+            "a loop or multi-instance activity, which bankflow does not compensate yet",
+        ),
+        (
+            compensated(ref=' waitForCompletion="false"'),
+            "unsupported",
+            "End",
+            'has waitForCompletion="false", which bankflow does not support yet',
+        ),
+        (
+            compensated(ref=' activityRef="Nothing"'),
+            "compensation",
+            "End",
+            "compensates 'Nothing', which is no activity of process \"Loan\" with a "
+            "compensation boundary event",
+        ),
+        (
+            compensated().replace(
+                '<bpmn:association id="A1" sourceRef="Comp" targetRef="Undo"/>', ""
+            ),
+            "compensation",
+            "Comp",
+            "has no compensation handler",
+        ),
+        (
+            compensated().replace(' isForCompensation="true"', ""),
+            "compensation",
+            "Undo",
+            'is not marked isForCompensation="true"',
+        ),
+        (
+            compensated(extra='<bpmn:sequenceFlow id="F3" sourceRef="Undo" targetRef="End"/>'),
+            "compensation",
+            "Undo",
+            "is a compensation handler with sequence flows",
+        ),
+    ],
+    ids=["loop-activity", "no-wait", "activity-ref", "no-handler", "not-for-compensation", "flows"],
+)
+def test_compensation_problems_are_named(
+    text: str, rule: str, element_id: str, message: str
+) -> None:
+    (diagnostic,) = expect(text, rule, ERROR, element_id)
+    assert message in diagnostic.message
+
+
+EVENT_SUB_PROCESS = """
+    <bpmn:startEvent id="Start" name="Start"/>
+    <bpmn:subProcess id="Sub" name="Book">
+      <bpmn:startEvent id="SubStart" name="Start"/>
+      <bpmn:serviceTask id="Book" name="Book hotel" camunda:delegateExpression="${book}"/>
+      <bpmn:boundaryEvent id="Comp" name="Undo booking" attachedToRef="Book">
+        <bpmn:compensateEventDefinition/>
+      </bpmn:boundaryEvent>
+      <bpmn:serviceTask id="Undo" name="Cancel hotel" isForCompensation="true"
+        camunda:delegateExpression="${undo}"/>
+      <bpmn:endEvent id="SubEnd" name="Booked"/>
+      <bpmn:sequenceFlow id="S1" sourceRef="SubStart" targetRef="Book"/>
+      <bpmn:sequenceFlow id="S2" sourceRef="Book" targetRef="SubEnd"/>
+      <bpmn:subProcess id="OnUndo" name="On undo" triggeredByEvent="true">
+        <bpmn:startEvent id="Undoing" name="Undo">
+          <bpmn:compensateEventDefinition/></bpmn:startEvent>
+        <bpmn:endEvent id="UndoEnd" name="Undone">
+          <bpmn:compensateEventDefinition/>
+        </bpmn:endEvent>
+        <bpmn:sequenceFlow id="U1" sourceRef="Undoing" targetRef="UndoEnd"/>
+      </bpmn:subProcess>
+      <bpmn:association id="A1" sourceRef="Comp" targetRef="Undo"/>
+    </bpmn:subProcess>
+    <bpmn:endEvent id="End" name="Undone"><bpmn:compensateEventDefinition/></bpmn:endEvent>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Sub"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Sub" targetRef="End"/>
+"""
+
+
+def test_what_bankflow_does_not_compensate_yet_is_refused_by_name() -> None:
+    """A compensation event sub-process, a throw inside one, and a throw that would have
+    to undo the inside of a completed sub-process."""
+    diagnostics = {
+        d.element_id: d.message for d in lint(bpmn(EVENT_SUB_PROCESS)) if d.rule == "unsupported"
+    }
+    assert set(diagnostics) == {"Undoing", "UndoEnd", "End"}
+    assert "starts a compensation event sub-process" in diagnostics["Undoing"]
+    assert "throws compensation inside an event sub-process" in diagnostics["UndoEnd"]
+    assert 'would also compensate the activities inside subprocess "Book"' in diagnostics["End"]
+
+
+def test_compensation_inside_a_transaction_is_refused() -> None:
+    text = bpmn(
+        EVENT_SUB_PROCESS.replace(
+            '<bpmn:subProcess id="Sub"', '<bpmn:transaction id="Sub"'
+        ).replace(
+            '</bpmn:subProcess>\n    <bpmn:endEvent id="End"',
+            '</bpmn:transaction>\n    <bpmn:endEvent id="End"',
+        )
+    )
+    messages = [d.message for d in lint(text) if d.element_id == "Comp"]
+    assert any("inside a transaction, which bankflow does not support yet" in m for m in messages)

@@ -38,7 +38,7 @@ from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.language._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
 
-__all__ = ["juel_to_python", "lint_bpmn"]
+__all__ = ["compensation_problems", "juel_to_python", "lint_bpmn"]
 
 _HUMAN_TASKS = frozenset({"userTask", "manualTask"})
 _ASSIGNMENT_ATTRIBUTES = tuple(
@@ -988,6 +988,165 @@ def _parameters(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
             )
 
 
+# --- compensation ----------------------------------------------------------------------------
+
+_COMPENSATE = "compensateEventDefinition"
+
+
+def _loops(activity: etree._Element) -> bool:
+    loop = ("multiInstanceLoopCharacteristics", "standardLoopCharacteristics")
+    return next(_children(activity, *loop), None) is not None
+
+
+def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Compensation as bankflow runs it (``definitions/_parser``): a compensation boundary
+    event on an activity, associated with its handler (an activity of the same scope with
+    ``isForCompensation``), and throw events that compensate their scope's completed
+    activities. What it does not run yet is refused by name (rule ``unsupported``): a
+    compensation event sub-process, ``waitForCompletion="false"``, a throw inside an event
+    sub-process (it would compensate the enclosing scope), a throw that would reach
+    handlers inside a completed sub-process, compensation in a transaction (a cancelled
+    transaction compensates nothing yet), a loop or multi-instance activity with a
+    handler, a handler that is not a plain task. A handler with no boundary event, a
+    boundary event with no handler and an ``activityRef`` naming nothing to compensate are
+    modelling errors (rule ``compensation``)."""
+    nodes = {_id(node): node for node in scope.nodes if _id(node)}
+    associated: dict[str, set[str]] = defaultdict(set)
+    root = scope.element.getroottree().getroot()
+    for association in _descendants(root, "association"):
+        source, target = _attr(association, "sourceRef"), _attr(association, "targetRef")
+        associated[source].add(target)
+        associated[target].add(source)
+    compensated: dict[str, etree._Element] = {}  # activity id -> its compensation boundary
+    in_transaction = any(
+        _kind(el) == "transaction" for el in (scope.element, *scope.element.iterancestors())
+    )
+
+    def refuse(node: etree._Element, problem: str) -> Diagnostic:
+        return file.diagnostic(node, "unsupported", Severity.ERROR, f"{_describe(node)} {problem}")
+
+    def wrong(node: etree._Element, problem: str) -> Diagnostic:
+        return file.diagnostic(node, "compensation", Severity.ERROR, f"{_describe(node)} {problem}")
+
+    for node in scope.nodes:
+        if _kind(node) != "boundaryEvent" or not _has_definition(node, _COMPENSATE):
+            continue
+        activity = nodes.get(_attr(node, "attachedToRef"))
+        handlers = [nodes[i] for i in sorted(associated.get(_id(node), ())) if i in nodes]
+        if activity is not None:
+            compensated[_id(activity)] = node
+        if in_transaction:
+            yield refuse(
+                node,
+                "is a compensation boundary event inside a transaction, which bankflow does "
+                "not support yet (a cancelled transaction compensates nothing): draw a cancel "
+                "boundary event on the transaction and undo the work on its path",
+            )
+        elif activity is not None and _loops(activity):
+            yield refuse(
+                node,
+                f"compensates {_describe(activity)}, a loop or multi-instance activity, which "
+                "bankflow does not compensate yet: put the activity in a sub-process and "
+                "compensate that",
+            )
+        if not handlers:
+            yield wrong(
+                node,
+                "has no compensation handler: connect it by an association to an activity "
+                'of the same (sub-)process marked isForCompensation="true"',
+            )
+            continue
+        handler = handlers[0]
+        if not _is_true(handler, "isForCompensation"):
+            yield wrong(
+                handler,
+                f"handles {_describe(node)} but is not marked "
+                'isForCompensation="true": mark it, or it is not a compensation handler',
+            )
+
+    for node in scope.nodes:
+        kind = _kind(node)
+        if _is_true(node, "isForCompensation") and kind in ACTIVITIES:
+            if scope.ins(node) or scope.outs(node):
+                yield wrong(
+                    node,
+                    "is a compensation handler with sequence flows: a handler runs only when "
+                    "its activity is compensated; remove the flows",
+                )
+            if kind in SUBPROCESSES or kind == "callActivity":
+                yield refuse(
+                    node,
+                    "is a compensation handler that is a sub-process or call activity, which "
+                    "bankflow does not run yet: use a task",
+                )
+            elif _loops(node):
+                yield refuse(
+                    node,
+                    "is a loop or multi-instance compensation handler, which bankflow does "
+                    "not run yet: use a single task",
+                )
+        if kind not in EVENTS or not _has_definition(node, _COMPENSATE):
+            continue
+        definition = next(_children(node, _COMPENSATE))
+        if kind == "startEvent":
+            yield refuse(
+                node,
+                "starts a compensation event sub-process, which bankflow does not run yet: "
+                "draw a compensation boundary event and handler on each activity to undo",
+            )
+            continue
+        if kind not in ("intermediateThrowEvent", "endEvent"):
+            continue
+        if _attr(definition, "waitForCompletion").lower() == "false":
+            yield refuse(
+                node,
+                'has waitForCompletion="false", which bankflow does not support yet: it '
+                "always waits for the handlers; remove the attribute",
+            )
+        if _is_event_subprocess(scope.element):
+            yield refuse(
+                node,
+                "throws compensation inside an event sub-process, which bankflow does not "
+                "support yet (it would compensate the enclosing scope): throw it in the "
+                "scope whose activities it undoes",
+            )
+            continue
+        ref = _attr(definition, "activityRef")
+        if ref and ref not in compensated and _kind(nodes.get(ref, root)) not in SUBPROCESSES:
+            yield wrong(
+                node,
+                f"compensates {shorten(ref, 80)!r}, which is no activity of "
+                f"{_describe(scope.element)} with a compensation boundary event: nothing "
+                "would be compensated",
+            )
+            continue
+        for sub in nodes.values():
+            if (ref and _id(sub) != ref) or _kind(sub) not in SUBPROCESSES:
+                continue
+            if _id(sub) in compensated or _is_event_subprocess(sub):
+                continue
+            inner = next(
+                (b for b in _descendants(sub, "boundaryEvent") if _has_definition(b, _COMPENSATE)),
+                None,
+            )
+            if inner is not None:
+                yield refuse(
+                    node,
+                    f"would also compensate the activities inside {_describe(sub)} (BPMN "
+                    "undoes a completed sub-process through its inner handlers), which "
+                    "bankflow does not do yet: draw a compensation boundary event and "
+                    "handler on the sub-process itself",
+                )
+
+
+def compensation_problems(process: etree._Element, *, file: str) -> list[Diagnostic]:
+    """The compensation rule on one process whatever its ``isExecutable`` says: the build
+    checks every process it deploys with it, so no compensation bankflow cannot run is
+    deployed by way of a process the lint did not look at."""
+    context = _File.of(process.getroottree().getroot(), file)
+    return [d for scope in _walk(process) for d in _compensation(context, scope)]
+
+
 _RULES: tuple[_Rule, ...] = (
     _start_event_required,
     _end_event_required,
@@ -1003,6 +1162,7 @@ _RULES: tuple[_Rule, ...] = (
     _expressions,
     _unsupported,
     _link_events,
+    _compensation,
     _parallel_write,
     _parameters,
 )

@@ -28,10 +28,14 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
 )
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.defaults import EndEvent
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
-from SpiffWorkflow.spiff.parser.event_parsers import SpiffEndEventParser
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.event_parsers import (
+    SpiffEndEventParser,
+    SpiffIntermediateThrowEventParser,
+)
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 from SpiffWorkflow.spiff.parser.task_spec import BusinessRuleTaskParser, SpiffTaskParser
 from SpiffWorkflow.spiff.specs.defaults import (
     BusinessRuleTask,
@@ -47,6 +51,7 @@ from bankflow._text import shorten
 from bankflow.definitions import _io
 from bankflow.definitions._bpmn import BPMN, CAMUNDA, ZEEBE, local_name, q
 from bankflow.definitions._compat import rewrite
+from bankflow.definitions._lint import compensation_problems
 from bankflow.definitions._source import SourceFile, parse
 from bankflow.language._dmn import Decision, DmnError, parse_dmn
 from bankflow.language._expressions import ExpressionError, compile_expression
@@ -411,6 +416,10 @@ class _EndEventParser(SpiffEndEventParser):  # type: ignore[misc]
     the instance or elsewhere, and a catch waiting for it waited forever."""
 
     def create_task(self) -> Any:
+        if _compensate_definition(self.node) is not None:
+            task = _compensation_spec(self, CompensationEndEvent)
+            task.connect(self.spec.end)
+            return task
         definition = self.get_event_definition(
             [
                 MESSAGE_EVENT_XPATH,
@@ -426,6 +435,180 @@ class _EndEventParser(SpiffEndEventParser):  # type: ignore[misc]
         return task
 
 
+# -- compensation ------------------------------------------------------------------------------
+#
+# SpiffWorkflow 3.2 knows no compensation. A compensation boundary event only says which
+# activity (its ``attachedToRef``) the handler (an activity with ``isForCompensation``,
+# connected by an association) undoes, so it is no catch event here: the activity's spec
+# records each of its completions on its scope's root task (``COMPENSABLE``, kept by the
+# serializer), and the handler is a spec connected to nothing. A compensation throw event
+# (intermediate or end) takes the completions of its scope not yet compensated, newest
+# first (those of ``activityRef`` alone when it names one), and runs their handlers as its
+# own children one after the other, as a sequential multi-instance activity runs its
+# instances; it goes on when the last one completed (``waitForCompletion``). Everything
+# is wired when the spec is built, so a state reloaded on another engine carries on.
+
+COMPENSABLE = "bankflow_compensable"  # scope root: [{task, element, handler}], in order
+COMPENSATING = "bankflow_compensating"  # throw task: the completions still to compensate
+COMPENSATION = "bankflow_compensation"  # handler task: the completion it compensates
+# The handlers that completed during one step, on the top workflow (in memory only): the
+# runtime takes them for the history (``activity_compensated``).
+COMPENSATED = "_bankflow_compensated"
+
+
+def _compensate_definition(node: etree._Element) -> etree._Element | None:
+    return node.find(q("compensateEventDefinition"))
+
+
+def _record_completion(workflow: Any, task: Any) -> None:
+    """An activity with a compensation handler completed: note it, in order, on its scope."""
+    spec = task.task_spec
+    handler = getattr(spec, "bankflow_compensation_handler", None)
+    if handler is None:
+        return
+    done = task.workflow.task_tree.internal_data.setdefault(COMPENSABLE, [])
+    done.append({"task": str(task.id), "element": spec.bpmn_id, "handler": handler})
+
+
+def _run_next_handler(my_task: Any) -> None:
+    """Start the next handler of a compensation throw, or let the throw go on."""
+    queue = my_task.internal_data.get(COMPENSATING) or []
+    if not queue:
+        my_task._set_state(TaskState.READY)
+        return
+    entry, my_task.internal_data[COMPENSATING] = queue[0], queue[1:]
+    spec = my_task.workflow.spec.task_specs[entry["handler"]]
+    child = my_task._add_child(spec, TaskState.WAITING)
+    child.triggered = True  # not an output: SpiffWorkflow must not sync it away
+    child.internal_data[COMPENSATION] = entry
+    spec._update(child)
+
+
+def _handler_completed(workflow: Any, child: Any) -> None:
+    entry = child.internal_data.get(COMPENSATION)
+    throw = child.parent
+    if entry is None or throw is None or not isinstance(throw.task_spec, _CompensationThrow):
+        return
+    top = child.workflow.top_workflow
+    top.__dict__.setdefault(COMPENSATED, []).append(
+        {**entry, "handler_task": str(child.id), "thrown_by": throw.task_spec.bpmn_id}
+    )
+    if throw.state == TaskState.STARTED:
+        _run_next_handler(throw)
+
+
+class _CompensationThrow:
+    """What a compensation intermediate throw event and end event do when reached."""
+
+    activity_ref: str | None = None
+    bpmn_id: str
+
+    def _update_hook(self, my_task: Any) -> bool | None:
+        if my_task.state == TaskState.STARTED:
+            return None  # its handlers run; the last one lets it go on
+        super()._update_hook(my_task)  # type: ignore[misc]
+        record = my_task.workflow.task_tree.internal_data.get(COMPENSABLE) or []
+        chosen = [
+            entry
+            for entry in reversed(record)
+            if not entry.get("compensated") and self.activity_ref in (None, entry["element"])
+        ]
+        if not chosen:
+            return True
+        for entry in chosen:
+            entry["compensated"] = True  # compensated once: a later throw leaves it
+        my_task.internal_data[COMPENSATING] = [
+            {k: entry[k] for k in ("task", "element", "handler")} for entry in chosen
+        ]
+        my_task._set_state(TaskState.STARTED)
+        _run_next_handler(my_task)
+        return None
+
+
+class CompensationThrowEvent(_CompensationThrow, IntermediateThrowEvent):  # type: ignore[misc]
+    """An intermediate throw event with ``compensateEventDefinition``."""
+
+
+class CompensationEndEvent(_CompensationThrow, EndEvent):  # type: ignore[misc]
+    """An end event with ``compensateEventDefinition``."""
+
+
+def _compensation_spec(parser: Any, spec_class: Any) -> Any:
+    definition = _compensate_definition(parser.node)
+    task = spec_class(
+        parser.spec,
+        parser.bpmn_id,
+        event_definition=NoneEventDefinition(),
+        **parser.bpmn_attributes,
+    )
+    ref = definition.get("activityRef") if definition is not None else None
+    task.activity_ref = (ref or "").strip() or None
+    return task
+
+
+class _IntermediateThrowEventParser(SpiffIntermediateThrowEventParser):  # type: ignore[misc]
+    """SpiffWorkflow reads no compensation definition: such a throw passed through."""
+
+    def create_task(self) -> Any:
+        if _compensate_definition(self.node) is None:
+            return super().create_task()
+        return _compensation_spec(self, CompensationThrowEvent)
+
+
+class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
+    """A process or sub-process whose compensation boundary events are read as "this
+    activity is undone by that handler" (SpiffWorkflow's boundary parser refused them),
+    and whose handlers are built although no sequence flow reaches them."""
+
+    def _index_process_nodes(self) -> None:
+        super()._index_process_nodes()
+        for attached, events in list(self.boundary_events_by_attached.items()):
+            kept = [e for e in events if _compensate_definition(e) is None]
+            if kept:
+                self.boundary_events_by_attached[attached] = kept
+            else:
+                del self.boundary_events_by_attached[attached]
+
+    def add_tasks(self) -> None:
+        super().add_tasks()
+        for activity_id, handler_node in compensation_handlers(self.node).items():
+            activity = self.spec.task_specs.get(activity_id)
+            if activity is None:
+                continue  # never reached, so never completes
+            self.parse_node(handler_node)
+            handler = self.spec.task_specs[handler_node.get("id")]
+            activity.bankflow_compensation_handler = handler.name
+            if activity not in handler.inputs:
+                # An input, though no flow: SpiffWorkflow refuses to run a spec without.
+                handler._connect_notify(activity)
+            if not activity.completed_event.is_connected(_record_completion):
+                activity.completed_event.connect(_record_completion)
+            if not handler.completed_event.is_connected(_handler_completed):
+                handler.completed_event.connect(_handler_completed)
+
+
+def compensation_handlers(scope: etree._Element) -> dict[str, etree._Element]:
+    """Activity id -> its compensation handler, for the activities drawn directly in
+    ``scope``: a compensation boundary event on the activity, associated (either way)
+    with an activity of the same scope."""
+    root = scope.getroottree().getroot()
+    ends: dict[str, set[str]] = {}
+    for association in root.iter(q("association")):
+        source, target = association.get("sourceRef") or "", association.get("targetRef") or ""
+        ends.setdefault(source, set()).add(target)
+        ends.setdefault(target, set()).add(source)
+    nodes = {child.get("id"): child for child in scope if isinstance(child.tag, str)}
+    found = {}
+    for event in scope.iterchildren(q("boundaryEvent")):
+        if _compensate_definition(event) is None:
+            continue
+        handlers = [nodes[i] for i in sorted(ends.get(event.get("id") or "", ())) if i in nodes]
+        attached = event.get("attachedToRef") or ""
+        if handlers and attached in nodes:
+            found[attached] = handlers[0]
+    return found
+
+
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
     """SpiffWorkflow's parser with bankflow's service and business rule tasks and checked
     multi-instance cardinalities; decisions are bankflow's own (``decisions``), not
@@ -435,6 +618,7 @@ class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
         super().__init__()
         self.decisions: dict[str, Decision] = {}
 
+    PROCESS_PARSER_CLASS = _CompensationProcessParser
     OVERRIDE_PARSER_CLASSES = {
         tag: (_counted(parser_class), spec_class)
         for tag, (parser_class, spec_class) in {
@@ -444,6 +628,10 @@ class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
             full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
             full_tag("endEvent"): (_EndEventParser, EndEvent),
+            full_tag("intermediateThrowEvent"): (
+                _IntermediateThrowEventParser,
+                IntermediateThrowEvent,
+            ),
         }.items()
     }
 
@@ -607,6 +795,7 @@ def _unsupported(process: etree._Element, doc: SourceDoc | None, file: str) -> l
             )
         )
     found += _reserved_ids(process, doc, file)
+    found += compensation_problems(process, file=file)
     return found
 
 

@@ -474,6 +474,21 @@ class Executor:
         # saved, so a later load does not throw them again.
         thrown = _spiff.thrown_messages(workflow)
         signals = _spiff.thrown_signals(workflow)
+        for undone in _spiff.compensations(workflow):
+            events.append(
+                _event(
+                    header,
+                    "activity_compensated",
+                    now,
+                    element_id=undone.element_id,
+                    task_id=undone.handler_task_id,
+                    data={
+                        "handler": undone.handler,
+                        "activity_task_id": undone.activity_task_id,
+                        "thrown_by": undone.thrown_by,
+                    },
+                )
+            )
         try:
             payloads = [
                 check_data(t.payload, what=f"message {t.name!r}", limits=self.limits)

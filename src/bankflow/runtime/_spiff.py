@@ -70,7 +70,7 @@ from SpiffWorkflow.workflow import Workflow as SpiffBaseWorkflow
 
 from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.definitions._bpmn import q
-from bankflow.definitions._parser import BankflowServiceTask, build_process
+from bankflow.definitions._parser import COMPENSATED, BankflowServiceTask, build_process
 from bankflow.definitions._source import SourceFile
 from bankflow.definitions._source import parse as parse_source
 from bankflow.errors import BpmnError, DatabaseError, DefinitionError, Interrupted, InvalidData
@@ -1476,6 +1476,32 @@ _signal_throws = {
 }
 for _signal_class in _signal_throws:
     _signal_class.throw = _throw_signal
+
+
+@dataclass(frozen=True)
+class Compensated:
+    """One compensation handler that ran: ``element_id`` is the activity it undid."""
+
+    element_id: str
+    handler: str
+    handler_task_id: str
+    activity_task_id: str
+    thrown_by: str
+
+
+def compensations(workflow: BpmnWorkflow) -> list[Compensated]:
+    """The compensation handlers that completed since the last call, in the order they
+    ran (the definitions' throw events note them on the workflow, in memory)."""
+    return [
+        Compensated(
+            element_id=entry["element"],
+            handler=entry["handler"],
+            handler_task_id=entry["handler_task"],
+            activity_task_id=entry["task"],
+            thrown_by=entry["thrown_by"],
+        )
+        for entry in workflow.__dict__.pop(COMPENSATED, [])
+    ]
 
 
 def thrown_signals(workflow: BpmnWorkflow) -> list[Thrown]:

@@ -1,0 +1,313 @@
+"""Compensation on both backends (issue 10): a compensation boundary event names the
+handler (``isForCompensation``, reached by an association) that undoes its activity; a
+compensation throw event (intermediate or end) runs the handlers of the completed
+activities of its scope, newest first, or of its ``activityRef`` alone, and goes on when
+they finished.
+
+As in ``test_bpmn_semantics.py`` (whose helpers these tests reuse), service tasks record
+what ran in ``steps.trace``, every step opens a fresh Engine on the stored state, and each
+test asserts the exact order of what ran: the trace and the history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_bpmn_semantics import Steps, flows, history, process, service
+
+from bankflow import Engine, InstanceStatus
+
+CS = ["cs"]
+RECORDERS = (
+    "book_hotel",
+    "book_flight",
+    "charge",
+    "undo_hotel",
+    "undo_flight",
+    "undo_charge",
+    "notify",
+    "inner",
+    "undo_inner",
+    "after",
+)
+
+
+class Trace(Steps):
+    """``Steps`` whose service handlers record the ids this file's diagrams use."""
+
+    def engine(self) -> Engine:
+        engine = super().engine()
+        for name in RECORDERS:
+            engine.services.register(name, self._recorder(name))
+        return engine
+
+    def _recorder(self, name: str) -> Any:
+        def record(data: dict[str, Any]) -> dict[str, Any]:
+            self.trace.append(name)
+            return {"count": data.get("count", 0) + 1}
+
+        return record
+
+
+@pytest.fixture
+def steps(db_url: str, tmp_path: Path) -> Trace:
+    return Trace(db_url, tmp_path)
+
+
+def compensable(activity: str, handler: str, *, user: bool = False) -> str:
+    """Service task ``activity`` with a compensation boundary event whose handler is the
+    service task ``handler`` (or a user task of group cs, with ``user``); the association
+    between them is ``undone_by``, drawn after the scope's flow elements (the schema
+    wants artifacts last)."""
+    if user:
+        undo = (
+            f'<bpmn:userTask id="{handler}" isForCompensation="true" camunda:candidateGroups="cs"/>'
+        )
+    else:
+        undo = (
+            f'<bpmn:serviceTask id="{handler}" isForCompensation="true" '
+            f'camunda:delegateExpression="${{{handler}}}"/>'
+        )
+    return (
+        service(activity)
+        + f'<bpmn:boundaryEvent id="{activity}_compensation" attachedToRef="{activity}">'
+        "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>" + undo
+    )
+
+
+def undone_by(activity: str, handler: str) -> str:
+    return (
+        f'<bpmn:association id="{activity}_undone_by" associationDirection="One" '
+        f'sourceRef="{activity}_compensation" targetRef="{handler}"/>'
+    )
+
+
+def compensate_end(element_id: str = "compensate", activity: str | None = None) -> str:
+    ref = f' activityRef="{activity}"' if activity else ""
+    return (
+        f'<bpmn:endEvent id="{element_id}"><bpmn:compensateEventDefinition{ref}/></bpmn:endEvent>'
+    )
+
+
+def compensate_throw(element_id: str = "compensate", activity: str | None = None) -> str:
+    ref = f' activityRef="{activity}"' if activity else ""
+    return (
+        f'<bpmn:intermediateThrowEvent id="{element_id}">'
+        f"<bpmn:compensateEventDefinition{ref}/></bpmn:intermediateThrowEvent>"
+    )
+
+
+def compensated(engine: Engine, instance_id: str) -> list[tuple[str | None, Any]]:
+    """(activity, handler) of each ``activity_compensated`` event, in order."""
+    return [
+        (e.element_id, (e.data or {}).get("handler"))
+        for e in engine.history.for_instance(instance_id)
+        if e.type == "activity_compensated"
+    ]
+
+
+def run(steps: Trace, key: str, source: str, data: dict[str, Any] | None = None) -> str:
+    steps.deploy(key, source)
+    with steps.engine() as engine:
+        report = engine.definitions.validate(steps.tmp_path / f"{key}.bpmn")
+        assert [d for d in report.diagnostics if d.severity.value == "error"] == []
+        return engine.instances.start(key, business_key="T-1", data=data or {}).id
+
+
+# -- 1. an end event compensates every completed activity, newest first -----------------------
+
+TRIP = process(
+    "trip",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + compensable("book_flight", "undo_flight")
+    + service("charge")
+    + compensate_end()
+    + flows("start>book_hotel", "book_hotel>book_flight", "book_flight>charge", "charge>compensate")
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight"),
+)
+
+
+def test_an_end_event_compensates_completed_activities_in_reverse_order(steps: Trace) -> None:
+    instance_id = run(steps, "trip", TRIP, {"count": 0})
+    assert steps.trace == ["book_hotel", "book_flight", "charge", "undo_flight", "undo_hotel"]
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        # Handlers read and write the process variables like any task.
+        assert done.data == {"count": 5}
+        assert history(engine, instance_id) == [
+            ("instance_started", None),
+            ("activity_compensated", "book_flight"),
+            ("activity_compensated", "book_hotel"),
+            ("instance_completed", None),
+        ]
+        assert compensated(engine, instance_id) == [
+            ("book_flight", "undo_flight"),
+            ("book_hotel", "undo_hotel"),
+        ]
+
+
+# -- 2. activityRef compensates that activity alone ------------------------------------------
+
+ONE = process(
+    "one",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + compensable("book_flight", "undo_flight")
+    + compensate_throw(activity="book_hotel")
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows(
+        "start>book_hotel",
+        "book_hotel>book_flight",
+        "book_flight>compensate",
+        "compensate>after",
+        "after>end",
+    )
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight"),
+)
+
+
+def test_activity_ref_compensates_only_that_activity(steps: Trace) -> None:
+    instance_id = run(steps, "one", ONE)
+    assert steps.trace == ["book_hotel", "book_flight", "undo_hotel", "after"]
+    with steps.engine() as engine:
+        assert engine.instances.get(instance_id).status == InstanceStatus.COMPLETED
+        assert compensated(engine, instance_id) == [("book_hotel", "undo_hotel")]
+
+
+# -- 3. an activity not reached is not compensated -------------------------------------------
+
+NOT_REACHED = process(
+    "not_reached",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + '<bpmn:exclusiveGateway id="fly" default="no_flight"/>'
+    + compensable("book_flight", "undo_flight")
+    + '<bpmn:exclusiveGateway id="joined"/>'
+    + compensate_end()
+    + flows("start>book_hotel", "book_hotel>fly", "book_flight>joined", "joined>compensate")
+    + '<bpmn:sequenceFlow id="flight" sourceRef="fly" targetRef="book_flight">'
+    "<bpmn:conditionExpression>by_air</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    '<bpmn:sequenceFlow id="no_flight" sourceRef="fly" targetRef="joined"/>'
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight"),
+)
+
+
+def test_an_activity_not_reached_is_not_compensated(steps: Trace) -> None:
+    instance_id = run(steps, "not_reached", NOT_REACHED, {"by_air": False})
+    assert steps.trace == ["book_hotel", "undo_hotel"]
+    with steps.engine() as engine:
+        assert engine.instances.get(instance_id).status == InstanceStatus.COMPLETED
+        assert compensated(engine, instance_id) == [("book_hotel", "undo_hotel")]
+
+
+# -- 4. a user task handler waits in the inbox, across a reload ------------------------------
+
+BY_HAND = process(
+    "by_hand",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + compensable("charge", "refund", user=True)
+    + compensate_throw()
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows(
+        "start>book_hotel",
+        "book_hotel>charge",
+        "charge>compensate",
+        "compensate>after",
+        "after>end",
+    )
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("charge", "refund"),
+)
+
+
+def test_a_user_task_handler_waits_in_the_inbox_then_the_throw_goes_on(steps: Trace) -> None:
+    instance_id = run(steps, "by_hand", BY_HAND)
+    assert steps.trace == ["book_hotel", "charge"]
+    with steps.engine() as engine:
+        waiting = engine.instances.get(instance_id)
+        assert waiting.status == InstanceStatus.RUNNING
+        [refund] = waiting.tasks
+        assert refund.element_id == "refund"
+        [listed] = engine.tasks.query(groups=CS)
+        assert listed.id == refund.id
+    with steps.engine() as engine:
+        done = engine.tasks.complete(refund.id, user="ann", groups=CS, data={"refunded": True})
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert steps.trace == ["book_hotel", "charge", "undo_hotel", "after"]
+    with steps.engine() as engine:
+        assert engine.instances.get(instance_id).data["refunded"] is True
+        assert history(engine, instance_id) == [
+            ("instance_started", None),
+            ("task_created", "refund"),
+            ("task_completed", "refund"),
+            ("activity_compensated", "charge"),
+            ("activity_compensated", "book_hotel"),
+            ("instance_completed", None),
+        ]
+
+
+# -- 5. compensation in a sub-process stays in that scope ------------------------------------
+
+SCOPED = process(
+    "scoped",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + '<bpmn:subProcess id="sub"><bpmn:startEvent id="sub_start"/>'
+    + compensable("inner", "undo_inner")
+    + compensate_end("sub_compensate")
+    + flows("sub_start>inner", "inner>sub_compensate")
+    + undone_by("inner", "undo_inner")
+    + "</bpmn:subProcess>"
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows("start>book_hotel", "book_hotel>sub", "sub>after", "after>end")
+    + undone_by("book_hotel", "undo_hotel"),
+)
+
+
+def test_compensation_in_a_sub_process_compensates_only_its_scope(steps: Trace) -> None:
+    instance_id = run(steps, "scoped", SCOPED)
+    assert steps.trace == ["book_hotel", "inner", "undo_inner", "after"]
+    with steps.engine() as engine:
+        assert engine.instances.get(instance_id).status == InstanceStatus.COMPLETED
+        assert compensated(engine, instance_id) == [("inner", "undo_inner")]
+
+
+# -- 6. an activity that ran several times is compensated once per completion ----------------
+
+LOOP = process(
+    "loop",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("charge", "undo_charge")
+    + '<bpmn:exclusiveGateway id="again" default="enough"/>'
+    + compensate_end()
+    + flows("start>charge", "charge>again")
+    + '<bpmn:sequenceFlow id="more" sourceRef="again" targetRef="charge">'
+    "<bpmn:conditionExpression>count &lt; 3</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    '<bpmn:sequenceFlow id="enough" sourceRef="again" targetRef="compensate"/>'
+    + undone_by("charge", "undo_charge"),
+)
+
+
+def test_a_loop_activity_is_compensated_once_per_completion(steps: Trace) -> None:
+    instance_id = run(steps, "loop", LOOP, {"count": 0})
+    assert steps.trace == ["charge"] * 3 + ["undo_charge"] * 3
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.data) == (InstanceStatus.COMPLETED, {"count": 6})
+        events = [
+            e for e in engine.history.for_instance(instance_id) if e.type == "activity_compensated"
+        ]
+        # Newest completion first: each event names the completion it undid.
+        assert len({(e.data or {})["activity_task_id"] for e in events}) == 3
+        assert [e.element_id for e in events] == ["charge"] * 3
