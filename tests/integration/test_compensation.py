@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from test_bpmn_semantics import Steps, flows, history, process, service
 
-from bankflow import Engine, InstanceStatus
+from bankflow import DefinitionError, Engine, InstanceStatus
 
 CS = ["cs"]
 RECORDERS = (
@@ -311,3 +311,80 @@ def test_a_loop_activity_is_compensated_once_per_completion(steps: Trace) -> Non
         # Newest completion first: each event names the completion it undid.
         assert len({(e.data or {})["activity_task_id"] for e in events}) == 3
         assert [e.element_id for e in events] == ["charge"] * 3
+
+
+# -- 7. a script handler sees and changes the process variables -----------------------------
+
+SCRIPTED = process(
+    "scripted",
+    '<bpmn:startEvent id="start"/>'
+    + service("book_hotel")
+    + '<bpmn:boundaryEvent id="book_hotel_compensation" attachedToRef="book_hotel">'
+    "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+    '<bpmn:scriptTask id="undo_hotel" isForCompensation="true" scriptFormat="python">'
+    '<bpmn:script>undone = undone + ["hotel " + booking]</bpmn:script></bpmn:scriptTask>'
+    '<bpmn:scriptTask id="set_booking" scriptFormat="python">'
+    '<bpmn:script>booking = "H-" + str(count)</bpmn:script></bpmn:scriptTask>'
+    + compensate_throw()
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows(
+        "start>book_hotel",
+        "book_hotel>set_booking",
+        "set_booking>compensate",
+        "compensate>after",
+        "after>end",
+    )
+    + undone_by("book_hotel", "undo_hotel"),
+)
+
+
+def test_a_script_handler_reads_and_writes_the_process_variables(steps: Trace) -> None:
+    instance_id = run(steps, "scripted", SCRIPTED, {"count": 0, "undone": []})
+    assert steps.trace == ["book_hotel", "after"]
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert done.data == {"count": 2, "undone": ["hotel H-1"], "booking": "H-1"}
+        assert compensated(engine, instance_id) == [("book_hotel", "undo_hotel")]
+
+
+# -- 8. what bankflow does not compensate yet is refused at deploy ---------------------------
+
+EVENT_SUB_PROCESS = process(
+    "refused",
+    '<bpmn:startEvent id="start"/>'
+    '<bpmn:subProcess id="sub"><bpmn:startEvent id="sub_start"/>'
+    + compensable("inner", "undo_inner")
+    + '<bpmn:endEvent id="sub_end"/>'
+    + flows("sub_start>inner", "inner>sub_end")
+    + '<bpmn:subProcess id="on_compensation" triggeredByEvent="true">'
+    '<bpmn:startEvent id="compensating"><bpmn:compensateEventDefinition/></bpmn:startEvent>'
+    + service("notify")
+    + '<bpmn:endEvent id="compensated"/>'
+    + flows("compensating>notify", "notify>compensated")
+    + "</bpmn:subProcess>"
+    + undone_by("inner", "undo_inner")
+    + "</bpmn:subProcess>"
+    + compensable("book_hotel", "undo_hotel")
+    + compensate_end()
+    + flows("start>sub", "sub>book_hotel", "book_hotel>compensate")
+    + undone_by("book_hotel", "undo_hotel")
+    + "",
+)
+
+
+def test_a_compensation_event_sub_process_is_refused_by_name(steps: Trace) -> None:
+    path = steps.tmp_path / "refused.bpmn"
+    path.write_text(EVENT_SUB_PROCESS)
+    with steps.engine() as engine:
+        report = engine.definitions.validate(path)
+        errors = {d.element_id: d for d in report.diagnostics if d.severity.value == "error"}
+        assert set(errors) == {"compensating", "compensate"}
+        assert {d.rule for d in errors.values()} == {"unsupported"}
+        assert "starts a compensation event sub-process" in errors["compensating"].message
+        assert "inside subprocess sub " in errors["compensate"].message
+        with pytest.raises(DefinitionError):
+            engine.definitions.deploy(path)
+    with steps.engine() as engine:
+        assert engine.definitions.list() == []
