@@ -232,3 +232,179 @@ def test_the_other_message_of_an_instantiating_gateway_starts_another_instance(
         with pytest.raises(CorrelationError, match="no instance is waiting"):
             engine.messages.correlate("nobody_sends_this", business_key="E-2")
     assert steps.trace == ["a", "b"]
+
+
+# -- 3. the complex gateway -------------------------------------------------------------------
+
+
+def condition(text: str) -> str:
+    return (
+        '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">'
+        f"{text}</bpmn:conditionExpression>"
+    )
+
+
+def complex_gateway(element_id: str, activation: str | None = None, default: str = "") -> str:
+    inner = (
+        f'<bpmn:activationCondition xsi:type="bpmn:tFormalExpression">{activation}'
+        "</bpmn:activationCondition>"
+        if activation is not None
+        else ""
+    )
+    extra = f' default="{default}"' if default else ""
+    return f'<bpmn:complexGateway id="{element_id}"{extra}>{inner}</bpmn:complexGateway>'
+
+
+def with_xsi(source: str) -> str:
+    return source.replace(
+        'targetNamespace="t"',
+        'targetNamespace="t" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"',
+    )
+
+
+def two_of_three(activation: str) -> str:
+    """Three approvals in parallel; the complex gateway ``enough`` goes on to ``after``
+    when ``activation`` holds of the approvals in."""
+    return with_xsi(
+        process(
+            "approvals",
+            '<bpmn:startEvent id="start"/><bpmn:parallelGateway id="ask"/>'
+            + check("approve_1")
+            + check("approve_2")
+            + check("approve_3")
+            + complex_gateway("enough", activation)
+            + service("after")
+            + '<bpmn:endEvent id="end"/>'
+            + flows(
+                "start>ask",
+                "ask>approve_1",
+                "ask>approve_2",
+                "ask>approve_3",
+                "approve_1>enough",
+                "approve_2>enough",
+                "approve_3>enough",
+                "enough>after",
+                "after>end",
+            ),
+        )
+    )
+
+
+def approve(steps: Steps, instance_id: str, element_id: str) -> InstanceStatus:
+    with steps.engine() as engine:
+        [task] = [t for t in engine.instances.get(instance_id).tasks if t.element_id == element_id]
+        return engine.tasks.complete(task.id, user="ann", groups=CS).status
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        "activationCount &gt;= 2",
+        "activationCount + len(activationCounts) &gt;= 4",
+        "'approve_1_to_enough' in activationCounts and activationCount &gt;= 2",
+    ],
+    ids=["count", "per-flow", "per-flow-id"],
+)
+def test_a_complex_join_fires_when_its_activation_condition_holds_then_absorbs_the_rest(
+    steps: Steps, activation: str
+) -> None:
+    steps.deploy("approvals", two_of_three(activation))
+    no_refusal(steps, "approvals")
+    with steps.engine() as engine:
+        started = engine.instances.start("approvals", business_key="C-1")
+    assert approve(steps, started.id, "approve_2") == InstanceStatus.RUNNING
+    assert steps.trace == []
+    # The second approval in: the gateway fires, ``after`` runs once.
+    assert approve(steps, started.id, "approve_1") == InstanceStatus.RUNNING
+    assert steps.trace == ["after"]
+    with steps.engine() as engine:
+        [last] = engine.instances.get(started.id).tasks
+        assert last.element_id == "approve_3"
+    # The third arrives later and is absorbed: nothing runs again.
+    assert approve(steps, started.id, "approve_3") == InstanceStatus.COMPLETED
+    assert steps.trace == ["after"]
+    with steps.engine() as engine:
+        assert history(engine, started.id) == [
+            ("instance_started", None),
+            ("task_created", "approve_1"),
+            ("task_created", "approve_2"),
+            ("task_created", "approve_3"),
+            ("task_completed", "approve_2"),
+            ("task_completed", "approve_1"),
+            ("task_completed", "approve_3"),
+            ("instance_completed", None),
+        ]
+
+
+def test_a_complex_join_reads_process_variables(steps: Steps) -> None:
+    """``activationCount &gt;= needed``: one approval is enough for a small amount."""
+    steps.deploy("approvals", two_of_three("activationCount &gt;= needed"))
+    with steps.engine() as engine:
+        started = engine.instances.start("approvals", business_key="C-2", data={"needed": 1})
+    assert approve(steps, started.id, "approve_3") == InstanceStatus.RUNNING
+    assert steps.trace == ["after"]
+    assert approve(steps, started.id, "approve_1") == InstanceStatus.RUNNING
+    assert approve(steps, started.id, "approve_2") == InstanceStatus.COMPLETED
+    assert steps.trace == ["after"]
+
+
+def choose_and_join(activation: str | None) -> str:
+    """A complex split (``amount`` decides: ``a`` when over 100, ``b`` when over 1000, the
+    default ``finish`` when neither) and a complex join before ``after``."""
+    return with_xsi(
+        process(
+            "routing",
+            '<bpmn:startEvent id="start"/>'
+            + complex_gateway("route", default="route_to_finish")
+            + service("a")
+            + service("b")
+            + service("finish")
+            + complex_gateway("join", activation)
+            + service("after")
+            + '<bpmn:endEvent id="end"/>'
+            + flows("start>route", "a>join", "b>join", "finish>join", "join>after", "after>end")
+            + '<bpmn:sequenceFlow id="route_to_a" sourceRef="route" targetRef="a">'
+            + condition("amount &gt; 100")
+            + "</bpmn:sequenceFlow>"
+            + '<bpmn:sequenceFlow id="route_to_b" sourceRef="route" targetRef="b">'
+            + condition("amount &gt; 1000")
+            + "</bpmn:sequenceFlow>"
+            + '<bpmn:sequenceFlow id="route_to_finish" sourceRef="route" targetRef="finish"/>',
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "ran"),
+    [(5000, ["a", "b", "after"]), (500, ["a", "after"]), (5, ["finish", "after"])],
+    ids=["both-true", "one-true", "none-true-default"],
+)
+@pytest.mark.parametrize(
+    "activation", [None, "activationCount &gt;= 1"], ids=["inclusive", "first"]
+)
+def test_a_complex_split_takes_every_true_flow_and_the_join_runs_after_once(
+    steps: Steps, amount: int, ran: list[str], activation: str | None
+) -> None:
+    steps.deploy("routing", choose_and_join(activation))
+    no_refusal(steps, "routing")
+    with steps.engine() as engine:
+        done = engine.instances.start("routing", business_key="R-1", data={"amount": amount})
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert steps.trace == ran
+    with steps.engine() as engine:
+        assert history(engine, done.id) == [
+            ("instance_started", None),
+            ("instance_completed", None),
+        ]
+
+
+def test_an_activation_condition_the_sandbox_refuses_is_an_error_at_validate(
+    steps: Steps,
+) -> None:
+    path = steps.tmp_path / "approvals.bpmn"
+    path.write_text(two_of_three("__import__('os').system('id')"))
+    with steps.engine() as engine:
+        report = engine.definitions.validate(path)
+    [error] = [d for d in report.diagnostics if d.rule == "expression-parse"]
+    assert (error.element_id, error.severity) == ("enough", "error")
+    assert "the activation condition of enough" in error.message

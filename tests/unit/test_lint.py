@@ -692,12 +692,6 @@ def with_globals(text: str, elements: str) -> str:
     ("extra", "element_id", "severity", "message"),
     [
         (
-            '<bpmn:complexGateway id="Route" name="Route"/>',
-            "Route",
-            ERROR,
-            'complex gateway "Route" is not supported by bankflow yet: use an inclusive gateway',
-        ),
-        (
             '<bpmn:eventBasedGateway id="Wait" name="Wait" instantiate="true"/>',
             "Wait",
             ERROR,
@@ -777,6 +771,18 @@ INSTANTIATING = """
     <bpmn:sequenceFlow id="G7" sourceRef="Letter" targetRef="Check"/>
     <bpmn:sequenceFlow id="G8" sourceRef="Check" targetRef="Done"/>
 """
+
+
+def test_a_complex_gateway_is_not_refused() -> None:
+    """It runs (``I/test_bpmn_gateways_starts.py``); its activation condition is compiled
+    when the process is built, like every expression SpiffWorkflow evaluates."""
+    text = bpmn(
+        CLEAN.replace('targetRef="End"', 'targetRef="Route"')
+        + '<bpmn:complexGateway id="Route" name="Route"><bpmn:activationCondition>'
+        "activationCount &gt;= 1</bpmn:activationCondition></bpmn:complexGateway>"
+        + '<bpmn:sequenceFlow id="F3" sourceRef="Route" targetRef="End"/>'
+    )
+    assert found(text, "unsupported") == []
 
 
 def test_instantiating_receive_tasks_and_event_gateways_start_the_process() -> None:

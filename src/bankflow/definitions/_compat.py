@@ -280,6 +280,7 @@ class _Rewriter:
         written and is reported at deploy."""
         tags = (
             "conditionExpression",
+            "activationCondition",
             "completionCondition",
             "condition",
             "loopCardinality",

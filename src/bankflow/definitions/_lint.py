@@ -661,9 +661,7 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     for node in scope.nodes:
         kind, what = _kind(node), _describe(node)
         problem, severity = "", Severity.ERROR
-        if kind == "complexGateway":
-            problem = "is not supported by bankflow yet: use an inclusive gateway"
-        elif kind in EVENTS and next(_children(node, "eventDefinitionRef"), None) is not None:
+        if kind in EVENTS and next(_children(node, "eventDefinitionRef"), None) is not None:
             problem = (
                 "refers to a global event definition (eventDefinitionRef), which "
                 "bankflow does not support yet: put the event definition inside the event"

@@ -26,8 +26,10 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
     SIGNAL_EVENT_XPATH,
     TERMINATION_EVENT_XPATH,
 )
+from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs import defaults as bpmn_defaults
 from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
@@ -44,6 +46,7 @@ from SpiffWorkflow.spiff.specs.defaults import (
     SequentialMultiInstanceTask,
     ServiceTask,
 )
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from bankflow._stack import deep_call
@@ -609,6 +612,154 @@ def compensation_handlers(scope: etree._Element) -> dict[str, etree._Element]:
     return found
 
 
+# Where a complex gateway keeps, on its own tasks, what BPMN calls its state (§13.4.5): the
+# task that fired records the tokens it consumed and the incoming flows heard from since;
+# a later token of the same round is "absorbed"; a token counted by a firing "consumed".
+_COMPLEX = "bankflow_complex"
+
+
+class ComplexGateway(bpmn_defaults.InclusiveGateway):  # type: ignore[misc]
+    """A BPMN complex gateway.
+
+    As a split it takes every outgoing flow whose condition is true (the default flow when
+    none is), like an inclusive split. As a join with an ``activationCondition`` it fires
+    as soon as the condition is true of the tokens that have arrived, evaluated with the
+    process variables and ``activationCount`` (tokens arrived since it last fired) and
+    ``activationCounts`` (the same per incoming sequence flow id); it then waits for
+    reset: a token arriving later on an incoming flow that has not delivered one in this
+    round is absorbed (the branch ends there, nothing runs again). A token on a flow that
+    already delivered one, or one that came round a loop from the firing, counts toward the
+    next firing. Without an activation condition it joins as an inclusive gateway."""
+
+    activation_condition: str | None = None
+    incoming_flows: dict[str, str] = {}  # source element id -> flow id, set by the parser
+
+    def _update_hook(self, my_task: Any) -> bool:
+        if self.activation_condition is None:
+            return bool(super()._update_hook(my_task))
+        if my_task.internal_data.get(_COMPLEX) == "absorbed" or self._absorbs(my_task):
+            my_task.internal_data[_COMPLEX] = "absorbed"
+            return True
+        arrived = self._arrived(my_task)
+        fires = self._activated(my_task, arrived)
+        for task in self._tokens(my_task):
+            if task is not my_task and task.state == TaskState.WAITING:
+                task.cancel()  # one task waits for the gateway; the others stay counted
+        if not fires:
+            my_task._set_state(TaskState.WAITING)
+            return False
+        for task in arrived:
+            if task is not my_task:
+                task.internal_data[_COMPLEX] = "consumed"
+        my_task.internal_data[_COMPLEX] = {
+            "consumed": [str(t.id) for t in arrived],
+            "flows": sorted({self._flow(t) for t in arrived}),
+            "reset": False,
+        }
+        my_task._inherit_data()
+        return True
+
+    def _run_hook(self, my_task: Any) -> bool:
+        if self.activation_condition is None:
+            return bool(super()._run_hook(my_task))
+        if my_task.internal_data.get(_COMPLEX) == "absorbed":
+            my_task._sync_children([], TaskState.FUTURE)
+            return True
+        consumed = set(my_task.internal_data[_COMPLEX]["consumed"])
+        for task in self._tokens(my_task):
+            if task is not my_task and str(task.id) in consumed:
+                DeepMerge.merge(my_task.data, task.parent.data)
+        my_task._inherit_data()
+        matches, defaults = self._get_matching_outputs(my_task)
+        if not matches and not defaults:
+            raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+        my_task._sync_children(matches or defaults, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
+
+    def _tokens(self, my_task: Any) -> list[Any]:
+        """The gateway's tasks whose incoming branch has arrived (one per token)."""
+        return [
+            t
+            for t in my_task.workflow.tasks.values()
+            if t.task_spec is self
+            and t.parent is not None
+            and t.parent.state == TaskState.COMPLETED
+        ]
+
+    def _arrived(self, my_task: Any) -> list[Any]:
+        """Tokens neither consumed by a firing nor absorbed."""
+        return [t for t in self._tokens(my_task) if _COMPLEX not in t.internal_data]
+
+    def _flow(self, task: Any) -> str:
+        source = task.parent.task_spec
+        bpmn_id = getattr(source, "bpmn_id", None) or source.name
+        return str(self.incoming_flows.get(bpmn_id, bpmn_id))
+
+    def _absorbs(self, my_task: Any) -> bool:
+        """Whether ``my_task`` is a late token of a round the gateway already fired for."""
+        flow = self._flow(my_task)
+        every = set(self.incoming_flows.values()) or {
+            getattr(s, "bpmn_id", None) or s.name for s in self.inputs
+        }
+        for fired in self._tokens(my_task):
+            record = fired.internal_data.get(_COMPLEX)
+            if not isinstance(record, dict) or record["reset"]:
+                continue
+            if my_task.is_descendant_of(fired):
+                record["reset"] = True  # it came round a loop: a new round
+                continue
+            if flow in record["flows"]:
+                return False  # that flow delivered already: the token waits for the next round
+            record["flows"] = sorted({*record["flows"], flow})
+            record["reset"] = every <= set(record["flows"])
+            return True
+        return False
+
+    def _activated(self, my_task: Any, arrived: list[Any]) -> bool:
+        counts: dict[str, int] = {}
+        for task in arrived:
+            counts[self._flow(task)] = counts.get(self._flow(task), 0) + 1
+        context = {
+            **my_task.parent.data,
+            **my_task.data,
+            "activationCount": len(arrived),
+            "activationCounts": counts,
+        }
+        return bool(
+            my_task.workflow.script_engine.evaluate(
+                my_task, self.activation_condition, external_context=context
+            )
+        )
+
+
+class _ComplexGatewayParser(ConditionalGatewayParser):  # type: ignore[misc]
+    """Reads the ``activationCondition`` and the incoming flows' ids; an outgoing flow
+    without a condition is always taken (as from an inclusive split)."""
+
+    def create_task(self) -> Any:
+        task = super().create_task()
+        found = self.xpath("./bpmn:activationCondition")
+        text = (found[0].text or "").strip() if found else ""
+        task.activation_condition = text or None
+        scope = self.node.getparent()
+        task.incoming_flows = {
+            flow.get("sourceRef"): flow.get("id")
+            for flow in (scope if scope is not None else ())
+            if flow.tag == q("sequenceFlow") and flow.get("targetRef") == self.bpmn_id
+        }
+        return task
+
+    def connect_outgoing(
+        self, outgoing_task: Any, sequence_flow_node: Any, is_default: bool
+    ) -> None:
+        if is_default or self.parse_condition(sequence_flow_node) is not None:
+            super().connect_outgoing(outgoing_task, sequence_flow_node, is_default)
+        else:
+            self.task.connect_outgoing_if("True", outgoing_task)
+
+
 class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
     """SpiffWorkflow's parser with bankflow's service and business rule tasks and checked
     multi-instance cardinalities; decisions are bankflow's own (``decisions``), not
@@ -628,6 +779,7 @@ class BankflowBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
             full_tag("serviceTask"): (_ServiceTaskParser, ServiceTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParser, BusinessRuleTask),
             full_tag("endEvent"): (_EndEventParser, EndEvent),
+            full_tag("complexGateway"): (_ComplexGatewayParser, ComplexGateway),
             full_tag("intermediateThrowEvent"): (
                 _IntermediateThrowEventParser,
                 IntermediateThrowEvent,
@@ -849,6 +1001,7 @@ _SPEC_EXPRESSIONS: tuple[tuple[str, Literal["eval", "exec"], str], ...] = (
     ("postscript", "exec", "post-script"),
     ("cardinality", "eval", "loop cardinality"),
     ("condition", "eval", "loop or completion condition"),
+    ("activation_condition", "eval", "activation condition"),
 )
 
 
