@@ -380,11 +380,66 @@ def test_a_compensation_event_sub_process_is_refused_by_name(steps: Trace) -> No
     with steps.engine() as engine:
         report = engine.definitions.validate(path)
         errors = {d.element_id: d for d in report.diagnostics if d.severity.value == "error"}
-        assert set(errors) == {"compensating", "compensate"}
+        assert set(errors) == {"compensating"}
         assert {d.rule for d in errors.values()} == {"unsupported"}
         assert "starts a compensation event sub-process" in errors["compensating"].message
-        assert "inside subprocess sub " in errors["compensate"].message
         with pytest.raises(DefinitionError):
             engine.definitions.deploy(path)
     with steps.engine() as engine:
         assert engine.definitions.list() == []
+
+
+# -- 9. compensating a completed sub-process undoes what completed inside it -----------------
+
+NESTED = process(
+    "nested",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + '<bpmn:subProcess id="sub"><bpmn:startEvent id="sub_start"/>'
+    + compensable("inner", "undo_inner", user=True)
+    + compensable("book_flight", "undo_flight")
+    + '<bpmn:endEvent id="sub_end"/>'
+    + flows("sub_start>inner", "inner>book_flight", "book_flight>sub_end")
+    + undone_by("inner", "undo_inner")
+    + undone_by("book_flight", "undo_flight")
+    + "</bpmn:subProcess>"
+    + service("charge")
+    + "{throw}"
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows("start>book_hotel", "book_hotel>sub", "sub>charge", "charge>compensate")
+    + flows("compensate>after", "after>end")
+    + undone_by("book_hotel", "undo_hotel"),
+)
+
+
+@pytest.mark.parametrize("only_the_sub_process", [False, True], ids=["all", "activity-ref"])
+def test_compensating_a_sub_process_undoes_its_inner_activities_newest_first(
+    steps: Trace, only_the_sub_process: bool
+) -> None:
+    """The sub-process has no handler of its own: its inner handlers run in its place, in
+    reverse order; the inner user-task handler waits across a reload."""
+    throw = compensate_throw(activity="sub" if only_the_sub_process else None)
+    instance_id = run(steps, "nested", NESTED.replace("{throw}", throw))
+    assert steps.trace == ["book_hotel", "inner", "book_flight", "charge", "undo_flight"]
+    with steps.engine() as engine:
+        [undo] = engine.instances.get(instance_id).tasks
+        assert undo.element_id == "undo_inner"
+    with steps.engine() as engine:
+        done = engine.tasks.complete(undo.id, user="ann", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    undone = [] if only_the_sub_process else ["undo_hotel"]
+    assert steps.trace == [
+        "book_hotel",
+        "inner",
+        "book_flight",
+        "charge",
+        "undo_flight",
+        *undone,
+        "after",
+    ]
+    with steps.engine() as engine:
+        expected = [("book_flight", "undo_flight"), ("inner", "undo_inner")]
+        if not only_the_sub_process:
+            expected.append(("book_hotel", "undo_hotel"))
+        assert compensated(engine, instance_id) == expected

@@ -1123,18 +1123,25 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 continue
             if _id(sub) in compensated or _is_event_subprocess(sub):
                 continue
-            inner = next(
-                (b for b in _descendants(sub, "boundaryEvent") if _has_definition(b, _COMPENSATE)),
-                None,
-            )
-            if inner is not None:
+            # Compensating a sub-process with no handler of its own compensates what
+            # completed inside it; bankflow does not keep that for each instance of a
+            # loop or multi-instance sub-process.
+            looping = [
+                el
+                for el in (sub, *(d for k in SUBPROCESSES for d in _descendants(sub, k)))
+                if _loops(el) and _has_compensation_inside(el)
+            ]
+            if looping:
                 yield refuse(
                     node,
-                    f"would also compensate the activities inside {_describe(sub)} (BPMN "
-                    "undoes a completed sub-process through its inner handlers), which "
-                    "bankflow does not do yet: draw a compensation boundary event and "
-                    "handler on the sub-process itself",
+                    f"would compensate the activities inside {_describe(looping[0])}, a loop "
+                    "or multi-instance sub-process, which bankflow does not do yet: draw a "
+                    "compensation boundary event and handler on the sub-process itself",
                 )
+
+
+def _has_compensation_inside(scope: etree._Element) -> bool:
+    return any(_has_definition(b, _COMPENSATE) for b in _descendants(scope, "boundaryEvent"))
 
 
 def compensation_problems(process: etree._Element, *, file: str) -> list[Diagnostic]:

@@ -467,10 +467,32 @@ def _record_completion(workflow: Any, task: Any) -> None:
     """An activity with a compensation handler completed: note it, in order, on its scope."""
     spec = task.task_spec
     handler = getattr(spec, "bankflow_compensation_handler", None)
+    entry: dict[str, Any] = {"task": str(task.id), "element": spec.bpmn_id, "handler": handler}
     if handler is None:
-        return
+        # A sub-process with no handler of its own is compensated by compensating what
+        # completed inside it (BPMN's default): those completions move to its entry.
+        sub = task.workflow.top_workflow.subprocesses.get(task.id)
+        inner = sub.task_tree.internal_data.get(COMPENSABLE) if sub is not None else None
+        pending = [e for e in inner or () if not e.get("compensated")]
+        if not pending:
+            return
+        for inside in pending:
+            inside["compensated"] = True  # its parent's entry compensates it now
+        entry["inner"] = [{k: v for k, v in e.items() if k != "compensated"} for e in pending]
     done = task.workflow.task_tree.internal_data.setdefault(COMPENSABLE, [])
-    done.append({"task": str(task.id), "element": spec.bpmn_id, "handler": handler})
+    done.append(entry)
+
+
+def _newest_first(entries: Any) -> list[dict[str, Any]]:
+    """The handlers to run for ``entries`` (newest first): a sub-process's entry stands for
+    what completed inside it, undone newest first too."""
+    found = []
+    for entry in entries:
+        if "inner" in entry:
+            found += _newest_first(reversed(entry["inner"]))
+        else:
+            found.append({k: entry[k] for k in ("task", "element", "handler")})
+    return found
 
 
 def _run_next_handler(my_task: Any) -> None:
@@ -520,9 +542,7 @@ class _CompensationThrow:
             return True
         for entry in chosen:
             entry["compensated"] = True  # compensated once: a later throw leaves it
-        my_task.internal_data[COMPENSATING] = [
-            {k: entry[k] for k in ("task", "element", "handler")} for entry in chosen
-        ]
+        my_task.internal_data[COMPENSATING] = _newest_first(chosen)
         my_task._set_state(TaskState.STARTED)
         _run_next_handler(my_task)
         return None
@@ -588,6 +608,33 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
                 activity.completed_event.connect(_record_completion)
             if not handler.completed_event.is_connected(_handler_completed):
                 handler.completed_event.connect(_handler_completed)
+            handler.bankflow_handles = activity.name
+        for node in self.node.iterchildren(q("subProcess")):
+            self._compensate_inside(node)
+
+    def _compensate_inside(self, node: etree._Element) -> None:
+        """A sub-process with handlers inside it and none of its own: its completion
+        carries what completed inside (``_record_completion``), and the handlers inside
+        are known to this scope too, whose throw events run them. A spec is found by its
+        name when a state is loaded, and ids are unique in a file, so the same spec object
+        under its own name is all it takes."""
+        activity = self.spec.task_specs.get(node.get("id"))
+        inner = self.parser.process_parsers.get(node.get("id"))
+        if activity is None or inner is None or node.get("triggeredByEvent") == "true":
+            return
+        if getattr(activity, "bankflow_compensation_handler", None) is not None:
+            return  # its own handler undoes it, as in Camunda
+        handlers = [
+            spec
+            for spec in inner.get_spec().task_specs.values()
+            if getattr(spec, "bankflow_handles", None) is not None
+        ]
+        if not handlers:
+            return
+        for handler in handlers:
+            self.spec.task_specs.setdefault(handler.name, handler)
+        if not activity.completed_event.is_connected(_record_completion):
+            activity.completed_event.connect(_record_completion)
 
 
 def compensation_handlers(scope: etree._Element) -> dict[str, etree._Element]:
