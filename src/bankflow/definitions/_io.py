@@ -4,8 +4,10 @@ Camunda Modeler writes a parameter as text (a literal, one ``${...}`` expression
 with expressions in it), as ``camunda:list`` or ``camunda:map`` of such values, or as a
 ``camunda:script``. Each parameter becomes one expression in bankflow's language, so
 deploy checks it like any other expression and the runtime evaluates it in the
-activity's view of the process variables (``runtime/_variables``). Scripts in
-parameters are not run (the file is refused by name: rule ``unsupported``).
+activity's view of the process variables (``runtime/_variables``). A script parameter
+is not run: the activity runs without it, with a warning (Camunda's connectors, such as
+the mail connector's ``mailBody``, are where such scripts live); anything else bankflow
+cannot read refuses the file (rule ``unsupported``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ class Mapping:
 class Unsupported(ValueError):
     """A parameter bankflow cannot evaluate; the message says which and why."""
 
+    def __init__(self, message: str, *, skipped: bool = False) -> None:
+        super().__init__(message)
+        # A parameter left out while the activity still runs as drawn (a script, which
+        # Camunda connectors such as the mail connector use): a warning, not an error.
+        self.skipped = skipped
+
 
 def mappings(root: etree._Element) -> dict[str, Mapping]:
     """Every element of the file with input or output parameters, by id. Parameters
@@ -62,9 +70,10 @@ def mappings(root: etree._Element) -> dict[str, Mapping]:
     return found
 
 
-def problems(element: etree._Element) -> list[str]:
-    """Why each parameter of ``element`` that bankflow cannot evaluate is refused."""
-    found: list[str] = []
+def problems(element: etree._Element) -> list[tuple[str, bool]]:
+    """Why each parameter of ``element`` that bankflow cannot evaluate is left out, and
+    whether that is only a warning (the activity runs without it)."""
+    found: list[tuple[str, bool]] = []
     extension = element.find(q("extensionElements"))
     if extension is None:
         return found
@@ -75,7 +84,7 @@ def problems(element: etree._Element) -> list[str]:
             try:
                 _parameter(parameter)
             except Unsupported as exc:
-                found.append(str(exc))
+                found.append((str(exc), exc.skipped))
     return found
 
 
@@ -118,8 +127,10 @@ def _value(el: etree._Element, what: str) -> str:
         return "{" + ", ".join(entries) + "}"
     if child.tag == q("script", CAMUNDA):
         raise Unsupported(
-            f"{what} is a script, which bankflow does not run in parameters: write an "
-            "expression such as ${amount * 2}"
+            f"{what} is a script, which bankflow does not run: the activity runs "
+            "without it (write an expression such as ${amount * 2} if the process needs "
+            "the value)",
+            skipped=True,
         )
     raise Unsupported(
         f"{what} holds a <{etree.QName(child).localname}>, which bankflow cannot read"
