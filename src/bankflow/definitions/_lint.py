@@ -977,13 +977,13 @@ def _writes(node: etree._Element) -> set[str]:
 
 
 def _parameters(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
-    """``camunda:inputOutput`` parameters bankflow cannot evaluate (a script, an unknown
-    value kind): left out, the activity would run without them."""
+    """``camunda:inputOutput`` parameters bankflow cannot evaluate: a script is left out
+    with a warning, anything else it cannot read (an unknown value kind, a name that is no
+    variable name) refuses the file, since the activity would run without it."""
     for node in scope.nodes:
-        for reason in _io.problems(node):
-            yield file.diagnostic(
-                node, "unsupported", Severity.ERROR, f"{_describe(node)}: {reason}"
-            )
+        for reason, skipped in _io.problems(node):
+            severity = Severity.WARNING if skipped else Severity.ERROR
+            yield file.diagnostic(node, "unsupported", severity, f"{_describe(node)}: {reason}")
 
 
 # --- compensation ----------------------------------------------------------------------------
