@@ -408,3 +408,167 @@ def test_an_activation_condition_the_sandbox_refuses_is_an_error_at_validate(
     [error] = [d for d in report.diagnostics if d.rule == "expression-parse"]
     assert (error.element_id, error.severity) == ("enough", "error")
     assert "the activation condition of enough" in error.message
+
+
+# -- 4. a multi-instance behavior that throws nothing -----------------------------------------
+
+
+@pytest.mark.parametrize("behavior", ["None", "One", "Complex"])
+def test_a_multi_instance_behavior_without_its_event_runs_as_all(
+    steps: Steps, behavior: str
+) -> None:
+    """BPMN's behaviors differ only in the events instances throw; with none named, the
+    activity runs as with All: every instance, then one token on."""
+    source = process(
+        "reviews",
+        '<bpmn:startEvent id="start"/>'
+        '<bpmn:serviceTask id="a" camunda:delegateExpression="${a}">'
+        f'<bpmn:multiInstanceLoopCharacteristics isSequential="true" behavior="{behavior}">'
+        "<bpmn:loopCardinality>2</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:serviceTask>"
+        '<bpmn:userTask id="check" camunda:candidateGroups="cs">'
+        f'<bpmn:multiInstanceLoopCharacteristics behavior="{behavior}">'
+        "<bpmn:loopCardinality>2</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>"
+        + service("after")
+        + '<bpmn:endEvent id="end"/>'
+        + flows("start>a", "a>check", "check>after", "after>end"),
+    )
+    steps.deploy("reviews", source)
+    no_refusal(steps, "reviews")
+    with steps.engine() as engine:
+        started = engine.instances.start("reviews", business_key="M-1")
+        first, second = started.tasks
+    assert steps.trace == ["a", "a"]
+    with steps.engine() as engine:
+        assert engine.tasks.complete(first.id, user="ann", groups=CS).status == (
+            InstanceStatus.RUNNING
+        )
+    assert steps.trace == ["a", "a"]
+    with steps.engine() as engine:
+        done = engine.tasks.complete(second.id, user="bob", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert history(engine, started.id) == [
+            ("instance_started", None),
+            ("task_created", "check"),
+            ("task_created", "check"),
+            ("task_completed", "check"),
+            ("task_completed", "check"),
+            ("instance_completed", None),
+        ]
+    assert steps.trace == ["a", "a", "after"]
+
+
+def test_a_complex_join_in_a_loop_fires_once_per_round(steps: Steps) -> None:
+    """The first of two reviews moves on each round; the late one of round 1 is absorbed
+    by round 1's firing, never counted for round 2."""
+    source = with_xsi(
+        process(
+            "rounds",
+            '<bpmn:startEvent id="start"/><bpmn:exclusiveGateway id="round"/>'
+            '<bpmn:parallelGateway id="ask"/>'
+            + check("review_1")
+            + check("review_2")
+            + complex_gateway("first_in", "activationCount &gt;= 1")
+            + service("after")
+            + '<bpmn:scriptTask id="count"><bpmn:script>rounds = rounds + 1</bpmn:script>'
+            "</bpmn:scriptTask>"
+            + '<bpmn:exclusiveGateway id="again" default="again_to_end"/>'
+            + '<bpmn:endEvent id="end"/>'
+            + flows(
+                "start>round",
+                "round>ask",
+                "ask>review_1",
+                "ask>review_2",
+                "review_1>first_in",
+                "review_2>first_in",
+                "first_in>after",
+                "after>count",
+                "count>again",
+                "again>end",
+            )
+            + '<bpmn:sequenceFlow id="again_to_round" sourceRef="again" targetRef="round">'
+            + condition("rounds &lt; 2")
+            + "</bpmn:sequenceFlow>",
+        )
+    )
+    steps.deploy("rounds", source)
+    no_refusal(steps, "rounds")
+    with steps.engine() as engine:
+        started = engine.instances.start("rounds", business_key="L-1", data={"rounds": 0})
+        assert (started.status, started.failure) == (InstanceStatus.RUNNING, None)
+        round_1 = {t.element_id: t.id for t in started.tasks}
+
+    def waiting() -> list[str]:
+        with steps.engine() as engine:
+            return sorted(t.element_id for t in engine.instances.get(started.id).tasks)
+
+    assert waiting() == ["review_1", "review_2"]
+    assert approve(steps, started.id, "review_1") == InstanceStatus.RUNNING
+    assert steps.trace == ["after"]
+    # Round 2 asks again; round 1's second review is still open.
+    assert waiting() == ["review_1", "review_2", "review_2"]
+    with steps.engine() as engine:
+        engine.tasks.complete(round_1["review_2"], user="ann", groups=CS)
+    assert steps.trace == ["after"]  # absorbed: round 1 already went on
+    assert waiting() == ["review_1", "review_2"]
+    assert approve(steps, started.id, "review_2") == InstanceStatus.RUNNING
+    assert steps.trace == ["after", "after"]
+    assert approve(steps, started.id, "review_1") == InstanceStatus.COMPLETED
+    assert steps.trace == ["after", "after"]
+    with steps.engine() as engine:
+        done = engine.instances.get(started.id)
+        assert done.data["rounds"] == 2
+        assert [e for e in history(engine, started.id) if e[0] != "task_created"] == [
+            ("instance_started", None),
+            ("task_completed", "review_1"),
+            ("task_completed", "review_2"),
+            ("task_completed", "review_2"),
+            ("task_completed", "review_1"),
+            ("instance_completed", None),
+        ]
+
+
+def test_a_complex_join_without_activation_condition_waits_for_every_branch_taken(
+    steps: Steps,
+) -> None:
+    """As an inclusive join: the split took two of three flows, the join waits for both
+    (the data each branch wrote is the process's after it)."""
+    source = with_xsi(
+        process(
+            "two_reviews",
+            '<bpmn:startEvent id="start"/>'
+            + complex_gateway("route")
+            + check("review_1")
+            + check("review_2")
+            + check("review_3")
+            + complex_gateway("join")
+            + service("after")
+            + '<bpmn:endEvent id="end"/>'
+            + flows("start>route", "review_1>join", "review_2>join", "review_3>join", "join>after")
+            + flows("after>end")
+            + "".join(
+                f'<bpmn:sequenceFlow id="to_{n}" sourceRef="route" targetRef="review_{n}">'
+                + condition(f"amount &gt; {limit}")
+                + "</bpmn:sequenceFlow>"
+                for n, limit in ((1, 10), (2, 100), (3, 1000))
+            ),
+        )
+    )
+    steps.deploy("two_reviews", source)
+    with steps.engine() as engine:
+        started = engine.instances.start("two_reviews", business_key="J-1", data={"amount": 500})
+        assert (started.status, started.failure) == (InstanceStatus.RUNNING, None)
+        assert sorted(t.element_id for t in started.tasks) == ["review_1", "review_2"]
+    with steps.engine() as engine:
+        [task] = [t for t in engine.instances.get(started.id).tasks if t.element_id == "review_2"]
+        engine.tasks.complete(task.id, user="ann", groups=CS, data={"second": "ok"})
+    assert steps.trace == []
+    with steps.engine() as engine:
+        [task] = engine.instances.get(started.id).tasks
+        done = engine.tasks.complete(task.id, user="bob", groups=CS, data={"first": "ok"})
+        assert (done.status, done.data) == (
+            InstanceStatus.COMPLETED,
+            {"amount": 500, "first": "ok", "second": "ok"},
+        )
+    assert steps.trace == ["after"]

@@ -735,8 +735,8 @@ def with_globals(text: str, elements: str) -> str:
         ),
         (
             '<bpmn:task id="Each" name="Each"><bpmn:multiInstanceLoopCharacteristics '
-            'behavior="One"><bpmn:loopCardinality>2</bpmn:loopCardinality>'
-            "</bpmn:multiInstanceLoopCharacteristics></bpmn:task>",
+            'behavior="One" oneBehaviorEventRef="Def"><bpmn:loopCardinality>2'
+            "</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics></bpmn:task>",
             "Each",
             ERROR,
             'task "Each" has the multi-instance behavior "One", which bankflow does not '
@@ -771,6 +771,21 @@ INSTANTIATING = """
     <bpmn:sequenceFlow id="G7" sourceRef="Letter" targetRef="Check"/>
     <bpmn:sequenceFlow id="G8" sourceRef="Check" targetRef="Done"/>
 """
+
+
+@pytest.mark.parametrize("behavior", ["None", "One", "Complex"])
+def test_a_multi_instance_behavior_that_throws_nothing_is_not_refused(behavior: str) -> None:
+    """Without its event (noneBehaviorEventRef, ...) a behavior changes nothing: the
+    activity runs as with the default, All (``I/test_bpmn_gateways_starts.py``)."""
+    text = bpmn(
+        CLEAN.replace(
+            'camunda:candidateGroups="officers"/>',
+            'camunda:candidateGroups="officers"><bpmn:multiInstanceLoopCharacteristics '
+            f'behavior="{behavior}"><bpmn:loopCardinality>2</bpmn:loopCardinality>'
+            "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>",
+        )
+    )
+    assert found(text, "unsupported") == []
 
 
 def test_a_complex_gateway_is_not_refused() -> None:

@@ -709,8 +709,17 @@ def _unsupported(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                         "one): remove it and use gateways"
                     )
             for loop in _children(node, "multiInstanceLoopCharacteristics"):
+                # BPMN's behaviors differ only in the events the instances throw (through
+                # noneBehaviorEventRef, oneBehaviorEventRef, complexBehaviorDefinition);
+                # the token leaves when the activity completes whatever the behavior, so
+                # without such an event "None", "One" and "Complex" run as "All" does.
                 behavior = _attr(loop, "behavior")
-                if behavior and behavior != "All":
+                throws = (
+                    _attr(loop, "noneBehaviorEventRef")
+                    or _attr(loop, "oneBehaviorEventRef")
+                    or next(_children(loop, "complexBehaviorDefinition"), None) is not None
+                )
+                if behavior and behavior != "All" and throws:
                     problem = (
                         f'has the multi-instance behavior "{shorten(behavior, 20)}", which '
                         "bankflow does not support yet (it throws no events from "
