@@ -349,10 +349,10 @@ def test_a_script_handler_reads_and_writes_the_process_variables(steps: Trace) -
         assert compensated(engine, instance_id) == [("book_hotel", "undo_hotel")]
 
 
-# -- 8. what bankflow does not compensate yet is refused at deploy ---------------------------
+# -- 8. a compensation event sub-process runs when its sub-process is compensated ----------
 
 EVENT_SUB_PROCESS = process(
-    "refused",
+    "event_sub_process",
     '<bpmn:startEvent id="start"/>'
     '<bpmn:subProcess id="sub"><bpmn:startEvent id="sub_start"/>'
     + compensable("inner", "undo_inner")
@@ -361,35 +361,70 @@ EVENT_SUB_PROCESS = process(
     + '<bpmn:subProcess id="on_compensation" triggeredByEvent="true">'
     '<bpmn:startEvent id="compensating"><bpmn:compensateEventDefinition/></bpmn:startEvent>'
     + service("notify")
+    + compensate_throw("undo_inside")
     + '<bpmn:endEvent id="compensated"/>'
-    + flows("compensating>notify", "notify>compensated")
+    + flows("compensating>notify", "notify>undo_inside", "undo_inside>compensated")
     + "</bpmn:subProcess>"
     + undone_by("inner", "undo_inner")
     + "</bpmn:subProcess>"
     + compensable("book_hotel", "undo_hotel")
     + compensate_end()
     + flows("start>sub", "sub>book_hotel", "book_hotel>compensate")
-    + undone_by("book_hotel", "undo_hotel")
-    + "",
+    + undone_by("book_hotel", "undo_hotel"),
 )
 
 
-def test_a_compensation_event_sub_process_is_refused_by_name(steps: Trace) -> None:
+def test_a_compensation_event_sub_process_runs_when_its_sub_process_is_compensated(
+    steps: Trace,
+) -> None:
+    """It does not run when the sub-process runs; when the sub-process is compensated
+    (newest first: after the hotel), it runs in its place, and its throw event compensates
+    what completed inside the sub-process."""
+    instance_id = run(steps, "event_sub_process", EVENT_SUB_PROCESS)
+    assert steps.trace == ["inner", "book_hotel", "undo_hotel", "notify", "undo_inner"]
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert compensated(engine, instance_id) == [
+            ("book_hotel", "undo_hotel"),
+            ("inner", "undo_inner"),
+            ("sub", "on_compensation"),
+        ]
+
+
+# -- 9. what bankflow does not compensate yet is refused at deploy ---------------------------
+
+PROCESS_LEVEL = process(
+    "refused",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + '<bpmn:endEvent id="end"/>'
+    + flows("start>book_hotel", "book_hotel>end")
+    + '<bpmn:subProcess id="on_compensation" triggeredByEvent="true">'
+    '<bpmn:startEvent id="compensating"><bpmn:compensateEventDefinition/></bpmn:startEvent>'
+    + service("notify")
+    + '<bpmn:endEvent id="compensated"/>'
+    + flows("compensating>notify", "notify>compensated")
+    + "</bpmn:subProcess>"
+    + undone_by("book_hotel", "undo_hotel"),
+)
+
+
+def test_a_compensation_event_sub_process_of_a_process_is_refused_by_name(steps: Trace) -> None:
+    """It would run when the process is compensated from outside, which never happens."""
     path = steps.tmp_path / "refused.bpmn"
-    path.write_text(EVENT_SUB_PROCESS)
+    path.write_text(PROCESS_LEVEL)
     with steps.engine() as engine:
         report = engine.definitions.validate(path)
-        errors = {d.element_id: d for d in report.diagnostics if d.severity.value == "error"}
-        assert set(errors) == {"compensating"}
-        assert {d.rule for d in errors.values()} == {"unsupported"}
-        assert "starts a compensation event sub-process" in errors["compensating"].message
-        with pytest.raises(DefinitionError):
+        errors = [(d.rule, d.element_id) for d in report.diagnostics if d.severity.value == "error"]
+        assert errors == [("unsupported", "compensating")]
+        with pytest.raises(DefinitionError, match="1 error"):
             engine.definitions.deploy(path)
     with steps.engine() as engine:
         assert engine.definitions.list() == []
 
 
-# -- 9. compensating a completed sub-process undoes what completed inside it -----------------
+# -- 10. compensating a completed sub-process undoes what completed inside it -----------------
 
 NESTED = process(
     "nested",

@@ -1009,14 +1009,15 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     """Compensation as bankflow runs it (``definitions/_parser``): a compensation boundary
     event on an activity, associated with its handler (an activity of the same scope with
     ``isForCompensation``), and throw events that compensate their scope's completed
-    activities. What it does not run yet is refused by name (rule ``unsupported``): a
-    compensation event sub-process, ``waitForCompletion="false"``, a throw inside an event
-    sub-process (it would compensate the enclosing scope), a throw that would reach
-    handlers inside a completed sub-process, compensation in a transaction (a cancelled
-    transaction compensates nothing yet), a loop or multi-instance activity with a
-    handler, a handler that is not a plain task. A handler with no boundary event, a
-    boundary event with no handler and an ``activityRef`` naming nothing to compensate are
-    modelling errors (rule ``compensation``)."""
+    activities (in an event sub-process: those of the scope around it), a completed
+    sub-process by its compensation event sub-process or its inner handlers. What it does
+    not run yet is refused by name (rule ``unsupported``): a compensation event
+    sub-process not directly in an embedded sub-process, ``waitForCompletion="false"``, a
+    throw that would reach handlers inside a completed loop sub-process, compensation in
+    a transaction (a cancelled transaction compensates nothing yet), a loop or
+    multi-instance activity with a handler, a handler that is not a plain task. A handler
+    with no boundary event, a boundary event with no handler and an ``activityRef`` naming
+    nothing to compensate are modelling errors (rule ``compensation``)."""
     nodes = {_id(node): node for node in scope.nodes if _id(node)}
     associated: dict[str, set[str]] = defaultdict(set)
     root = scope.element.getroottree().getroot()
@@ -1095,12 +1096,20 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
         if kind not in EVENTS or not _has_definition(node, _COMPENSATE):
             continue
         definition = next(_children(node, _COMPENSATE))
+        parent = scope.element.getparent()
         if kind == "startEvent":
-            yield refuse(
-                node,
-                "starts a compensation event sub-process, which bankflow does not run yet: "
-                "draw a compensation boundary event and handler on each activity to undo",
-            )
+            if (
+                not _is_event_subprocess(scope.element)
+                or parent is None
+                or (_kind(parent) != "subProcess" or _is_event_subprocess(parent))
+            ):
+                yield refuse(
+                    node,
+                    "starts a compensation event sub-process that is not directly in an "
+                    "embedded sub-process, which bankflow does not run (it runs when that "
+                    "sub-process is compensated): draw it in the sub-process to undo, or "
+                    "compensation boundary events with handlers",
+                )
             continue
         if kind not in ("intermediateThrowEvent", "endEvent"):
             continue
@@ -1110,27 +1119,30 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 'has waitForCompletion="false", which bankflow does not support yet: it '
                 "always waits for the handlers; remove the attribute",
             )
-        if _is_event_subprocess(scope.element):
-            yield refuse(
-                node,
-                "throws compensation inside an event sub-process, which bankflow does not "
-                "support yet (it would compensate the enclosing scope): throw it in the "
-                "scope whose activities it undoes",
-            )
-            continue
+        # A throw in an event sub-process compensates the scope around it (in a
+        # compensation event sub-process: the sub-process being compensated).
+        around = scope.element
+        if _is_event_subprocess(scope.element) and parent is not None:
+            around = parent
+        in_target = {_id(n): n for n in _children(around, *FLOW_NODES) if _id(n)}
+        undone = {
+            _attr(b, "attachedToRef")
+            for b in in_target.values()
+            if _kind(b) == "boundaryEvent" and _has_definition(b, _COMPENSATE)
+        }
         ref = _attr(definition, "activityRef")
-        if ref and ref not in compensated and _kind(nodes.get(ref, root)) not in SUBPROCESSES:
+        if ref and ref not in undone and _kind(in_target.get(ref, root)) not in SUBPROCESSES:
             yield wrong(
                 node,
                 f"compensates {shorten(ref, 80)!r}, which is no activity of "
-                f"{_describe(scope.element)} with a compensation boundary event: nothing "
+                f"{_describe(around)} with a compensation boundary event: nothing "
                 "would be compensated",
             )
             continue
-        for sub in nodes.values():
+        for sub in in_target.values():
             if (ref and _id(sub) != ref) or _kind(sub) not in SUBPROCESSES:
                 continue
-            if _id(sub) in compensated or _is_event_subprocess(sub):
+            if _id(sub) in undone or _is_event_subprocess(sub):
                 continue
             # Compensating a sub-process with no handler of its own compensates what
             # completed inside it; bankflow does not keep that for each instance of a
@@ -1150,7 +1162,11 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
 
 
 def _has_compensation_inside(scope: etree._Element) -> bool:
-    return any(_has_definition(b, _COMPENSATE) for b in _descendants(scope, "boundaryEvent"))
+    return any(
+        _has_definition(event, _COMPENSATE)
+        for kind in ("boundaryEvent", "startEvent")
+        for event in _descendants(scope, kind)
+    )
 
 
 def compensation_problems(process: etree._Element, *, file: str) -> list[Diagnostic]:

@@ -470,11 +470,13 @@ def _record_completion(workflow: Any, task: Any) -> None:
     entry: dict[str, Any] = {"task": str(task.id), "element": spec.bpmn_id, "handler": handler}
     if handler is None:
         # A sub-process with no handler of its own is compensated by compensating what
-        # completed inside it (BPMN's default): those completions move to its entry.
+        # completed inside it (BPMN's default), or by its compensation event sub-process
+        # (which compensates that itself): those completions move to its entry.
         sub = task.workflow.top_workflow.subprocesses.get(task.id)
         inner = sub.task_tree.internal_data.get(COMPENSABLE) if sub is not None else None
         pending = [e for e in inner or () if not e.get("compensated")]
-        if not pending:
+        entry["handler"] = getattr(spec, "bankflow_inner_handler", None)
+        if not pending and entry["handler"] is None:
             return
         for inside in pending:
             inside["compensated"] = True  # its parent's entry compensates it now
@@ -488,11 +490,30 @@ def _newest_first(entries: Any) -> list[dict[str, Any]]:
     what completed inside it, undone newest first too."""
     found = []
     for entry in entries:
-        if "inner" in entry:
+        if entry["handler"] is None:
             found += _newest_first(reversed(entry["inner"]))
-        else:
-            found.append({k: entry[k] for k in ("task", "element", "handler")})
+        else:  # with "inner": a compensation event sub-process, given what it compensates
+            found.append({k: v for k, v in entry.items() if k != "compensated"})
     return found
+
+
+def _compensation_record(my_task: Any) -> list[dict[str, Any]]:
+    """The completions a throw compensates: those of its scope; inside an event
+    sub-process, those of the scope around it; inside a compensation event sub-process,
+    those inside the sub-process it compensates (handed to it by the throw that runs
+    it)."""
+    scope = my_task.workflow
+    if scope.parent_task_id is None or not getattr(scope.spec, "bankflow_event_scope", False):
+        record: list[dict[str, Any]] = scope.task_tree.internal_data.get(COMPENSABLE) or []
+        return record
+    around = scope.parent_workflow
+    started_by = around.get_task_from_id(scope.parent_task_id)
+    entry = started_by.internal_data.get(COMPENSATION) if started_by is not None else None
+    if entry is not None:
+        inner: list[dict[str, Any]] = entry.get("inner") or []
+        return inner
+    record = around.task_tree.internal_data.get(COMPENSABLE) or []
+    return record
 
 
 def _run_next_handler(my_task: Any) -> None:
@@ -532,7 +553,7 @@ class _CompensationThrow:
         if my_task.state == TaskState.STARTED:
             return None  # its handlers run; the last one lets it go on
         super()._update_hook(my_task)  # type: ignore[misc]
-        record = my_task.workflow.task_tree.internal_data.get(COMPENSABLE) or []
+        record = _compensation_record(my_task)
         chosen = [
             entry
             for entry in reversed(record)
@@ -611,6 +632,41 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
             handler.bankflow_handles = activity.name
         for node in self.node.iterchildren(q("subProcess")):
             self._compensate_inside(node)
+        for node in self.node.iterchildren(q("subProcess")):
+            if node.get("triggeredByEvent") == "true":
+                self._event_scope(node)
+
+    def _event_scope(self, node: etree._Element) -> None:
+        """An event sub-process's throw events compensate the scope around it, so the
+        scope's handlers are known to it too. A compensation event sub-process is this
+        scope's handler: SpiffWorkflow read its start as a none start and ran it as soon
+        as the scope started; it runs only when the scope is compensated."""
+        task_spec = self.spec.task_specs.get(node.get("id"))
+        parser = self.parser.process_parsers.get(node.get("id"))
+        if task_spec is None or parser is None:
+            return
+        spec = parser.get_spec()
+        spec.bankflow_event_scope = True
+        for handler in list(self.spec.task_specs.values()):
+            if getattr(handler, "bankflow_handles", None) is not None:
+                spec.task_specs.setdefault(handler.name, handler)
+        starts = [s for s in node.iterchildren(q("startEvent"))]
+        if not any(_compensate_definition(start) is not None for start in starts):
+            return
+        # Not a branch from the scope's start (its input stays: every spec that runs
+        # needs one), nor something the scope's end waits for.
+        start, end = self.spec.start, self.spec.end
+        for names, name in (
+            (start._outputs, task_spec.name),
+            (task_spec._outputs, end.name),
+            (end._inputs, task_spec.name),
+        ):
+            while name in names:
+                names.remove(name)
+        if not task_spec.completed_event.is_connected(_handler_completed):
+            task_spec.completed_event.connect(_handler_completed)
+        task_spec.bankflow_handles = self.spec.name
+        self.spec.bankflow_inner_handler = task_spec.name
 
     def _compensate_inside(self, node: etree._Element) -> None:
         """A sub-process with handlers inside it and none of its own: its completion
@@ -624,13 +680,15 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
             return
         if getattr(activity, "bankflow_compensation_handler", None) is not None:
             return  # its own handler undoes it, as in Camunda
+        inner_spec = inner.get_spec()
         handlers = [
             spec
-            for spec in inner.get_spec().task_specs.values()
+            for spec in inner_spec.task_specs.values()
             if getattr(spec, "bankflow_handles", None) is not None
         ]
         if not handlers:
             return
+        activity.bankflow_inner_handler = getattr(inner_spec, "bankflow_inner_handler", None)
         for handler in handlers:
             self.spec.task_specs.setdefault(handler.name, handler)
         if not activity.completed_event.is_connected(_record_completion):
