@@ -398,3 +398,27 @@ def test_camunda_invoice_user_task() -> None:
     assert infos["reviewInvoice"].element_type == "callActivity"
     assert "SequenceFlow_1" not in infos
     assert "DataStoreReference_1" not in infos
+
+
+def test_instantiating_receive_tasks_and_gateway_events_carry_message_start_triggers() -> None:
+    """They start the process on their message, so deploy stores their triggers; the same
+    elements elsewhere (an incoming flow, no instantiate) start nothing."""
+    elements = _extract(
+        '<bpmn:message id="m1" name="one"/><bpmn:message id="m2" name="two"/>'
+        '<bpmn:process id="p" isExecutable="true">'
+        '<bpmn:receiveTask id="r" messageRef="m1" instantiate="true"/>'
+        '<bpmn:eventBasedGateway id="g" instantiate="true"/>'
+        '<bpmn:intermediateCatchEvent id="c"><bpmn:messageEventDefinition messageRef="m2"/>'
+        "</bpmn:intermediateCatchEvent>"
+        '<bpmn:receiveTask id="later" messageRef="m2"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="g" targetRef="c"/>'
+        '<bpmn:sequenceFlow id="f2" sourceRef="r" targetRef="later"/>'
+        "</bpmn:process>"
+    )
+    triggers = {key: e.trigger for key, e in elements.items()}
+    assert triggers == {
+        "r": {"kind": "message", "name": "one"},
+        "g": None,
+        "c": {"kind": "message", "name": "two"},
+        "later": None,
+    }
