@@ -374,13 +374,29 @@ EVENT_SUB_PROCESS = process(
 )
 
 
+@pytest.mark.parametrize("by_hand", [False, True], ids=["service", "user-task"])
 def test_a_compensation_event_sub_process_runs_when_its_sub_process_is_compensated(
-    steps: Trace,
+    steps: Trace, by_hand: bool
 ) -> None:
     """It does not run when the sub-process runs; when the sub-process is compensated
     (newest first: after the hotel), it runs in its place, and its throw event compensates
-    what completed inside the sub-process."""
-    instance_id = run(steps, "event_sub_process", EVENT_SUB_PROCESS)
+    what completed inside the sub-process. ``by_hand``: it starts with a user task, which
+    waits in the inbox across a reload."""
+    source = EVENT_SUB_PROCESS
+    if by_hand:
+        source = source.replace(
+            '<bpmn:startEvent id="compensating">',
+            '<bpmn:userTask id="confirm" camunda:candidateGroups="cs"/>'
+            '<bpmn:startEvent id="compensating">',
+        ).replace(flows("compensating>notify"), flows("compensating>confirm", "confirm>notify"))
+    instance_id = run(steps, "event_sub_process", source)
+    if by_hand:
+        assert steps.trace == ["inner", "book_hotel", "undo_hotel"]
+        with steps.engine() as engine:
+            [confirm] = engine.instances.get(instance_id).tasks
+            assert confirm.element_id == "confirm"
+        with steps.engine() as engine:
+            engine.tasks.complete(confirm.id, user="ann", groups=CS)
     assert steps.trace == ["inner", "book_hotel", "undo_hotel", "notify", "undo_inner"]
     with steps.engine() as engine:
         done = engine.instances.get(instance_id)
@@ -478,3 +494,38 @@ def test_compensating_a_sub_process_undoes_its_inner_activities_newest_first(
         if not only_the_sub_process:
             expected.append(("book_hotel", "undo_hotel"))
         assert compensated(engine, instance_id) == expected
+
+
+# -- 11. a throw in an error event sub-process compensates the scope around it --------------
+
+ON_ERROR = process(
+    "on_error",
+    '<bpmn:startEvent id="start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + compensable("book_flight", "undo_flight")
+    + '<bpmn:endEvent id="rejected"><bpmn:errorEventDefinition errorRef="rejected_error"/>'
+    "</bpmn:endEvent>"
+    + flows("start>book_hotel", "book_hotel>book_flight", "book_flight>rejected")
+    + '<bpmn:subProcess id="on_rejection" triggeredByEvent="true">'
+    '<bpmn:startEvent id="caught"><bpmn:errorEventDefinition errorRef="rejected_error"/>'
+    "</bpmn:startEvent>"
+    + compensate_throw("undo_bookings")
+    + service("notify")
+    + '<bpmn:endEvent id="handled"/>'
+    + flows("caught>undo_bookings", "undo_bookings>notify", "notify>handled")
+    + "</bpmn:subProcess>"
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight"),
+)
+
+
+def test_a_throw_in_an_error_event_sub_process_compensates_the_process(steps: Trace) -> None:
+    instance_id = run(steps, "on_error", ON_ERROR)
+    assert steps.trace == ["book_hotel", "book_flight", "undo_flight", "undo_hotel", "notify"]
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert compensated(engine, instance_id) == [
+            ("book_flight", "undo_flight"),
+            ("book_hotel", "undo_hotel"),
+        ]
