@@ -352,3 +352,14 @@ def test_an_instantiating_event_gateway_leaves_its_message_events_as_start_event
     flows = {(f.get("sourceRef"), f.get("targetRef")) for f in find(root, "sequenceFlow")}
     # The timer can never start an instance: it is left with no way in (lint warns).
     assert flows == {("c1", "a"), ("c2", "b"), ("late", "c")}
+
+
+def test_a_juel_activation_condition_becomes_python() -> None:
+    root = doc(
+        "<bpmn:complexGateway id='g'><bpmn:activationCondition>"
+        "${activationCount &gt;= 2 &amp;&amp; !urgent}</bpmn:activationCondition>"
+        "</bpmn:complexGateway>"
+    )
+    rewrite(root, file="f.bpmn")
+    [condition] = find(root, "activationCondition")
+    assert condition.text == "activationCount >= 2 and not urgent"
