@@ -529,3 +529,71 @@ def test_a_throw_in_an_error_event_sub_process_compensates_the_process(steps: Tr
             ("book_flight", "undo_flight"),
             ("book_hotel", "undo_hotel"),
         ]
+
+
+# -- 12. a handler may be an embedded sub-process or a call activity ------------------------
+
+REFUND = process(
+    "refund",
+    '<bpmn:startEvent id="refund_start"/>'
+    '<bpmn:userTask id="confirm" camunda:candidateGroups="cs"/>'
+    + service("undo_charge")
+    + '<bpmn:endEvent id="refund_end"/>'
+    + flows("refund_start>confirm", "confirm>undo_charge", "undo_charge>refund_end"),
+)
+SUB_PROCESS_HANDLER = (
+    '<bpmn:subProcess id="refund_here" isForCompensation="true">'
+    '<bpmn:startEvent id="refund_start"/>'
+    '<bpmn:userTask id="confirm" camunda:candidateGroups="cs"/>'
+    + service("undo_charge")
+    + '<bpmn:endEvent id="refund_end"/>'
+    + flows("refund_start>confirm", "confirm>undo_charge", "undo_charge>refund_end")
+    + "</bpmn:subProcess>"
+)
+CALL_HANDLER = (
+    '<bpmn:callActivity id="refund_here" isForCompensation="true" calledElement="refund"/>'
+)
+
+
+def with_handler(handler: str) -> str:
+    return process(
+        "charged",
+        '<bpmn:startEvent id="start"/>'
+        + service("charge")
+        + '<bpmn:boundaryEvent id="charge_compensation" attachedToRef="charge">'
+        "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+        + handler
+        + compensate_throw()
+        + service("after")
+        + '<bpmn:endEvent id="end"/>'
+        + flows("start>charge", "charge>compensate", "compensate>after", "after>end")
+        + undone_by("charge", "refund_here"),
+    )
+
+
+@pytest.mark.parametrize("kind", ["sub-process", "call-activity"])
+def test_a_handler_may_be_a_sub_process_or_a_call_activity(steps: Trace, kind: str) -> None:
+    """Its user task waits in the inbox across a reload; the throw goes on after it."""
+    if kind == "call-activity":
+        (steps.tmp_path / "refund.bpmn").write_text(REFUND)
+        with steps.engine() as engine:
+            engine.definitions.deploy(steps.tmp_path / "refund.bpmn")
+    handler = CALL_HANDLER if kind == "call-activity" else SUB_PROCESS_HANDLER
+    instance_id = run(steps, "charged", with_handler(handler))
+    assert steps.trace == ["charge"]
+    with steps.engine() as engine:
+        [confirm] = engine.instances.get(instance_id).tasks
+        assert confirm.element_id == "confirm"
+    with steps.engine() as engine:
+        done = engine.tasks.complete(confirm.id, user="ann", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert steps.trace == ["charge", "undo_charge", "after"]
+    with steps.engine() as engine:
+        assert compensated(engine, instance_id) == [("charge", "refund_here")]
+        assert history(engine, instance_id) == [
+            ("instance_started", None),
+            ("task_created", "confirm"),
+            ("task_completed", "confirm"),
+            ("activity_compensated", "charge"),
+            ("instance_completed", None),
+        ]

@@ -1109,13 +1109,31 @@ def test_compensation_boundary_handler_and_throw_are_not_refused() -> None:
             'is not marked isForCompensation="true"',
         ),
         (
+            compensated().replace(
+                '<bpmn:serviceTask id="Undo" name="Cancel" isForCompensation="true" '
+                'camunda:class="Undo"/>',
+                '<bpmn:transaction id="Undo" name="Cancel" isForCompensation="true"/>',
+            ),
+            "unsupported",
+            "Undo",
+            "is a compensation handler that is a transaction or an ad-hoc sub-process",
+        ),
+        (
             compensated(extra='<bpmn:sequenceFlow id="F3" sourceRef="Undo" targetRef="End"/>'),
             "compensation",
             "Undo",
             "is a compensation handler with sequence flows",
         ),
     ],
-    ids=["loop-activity", "no-wait", "activity-ref", "no-handler", "not-for-compensation", "flows"],
+    ids=[
+        "loop-activity",
+        "no-wait",
+        "activity-ref",
+        "no-handler",
+        "not-for-compensation",
+        "transaction-handler",
+        "flows",
+    ],
 )
 def test_compensation_problems_are_named(
     text: str, rule: str, element_id: str, message: str

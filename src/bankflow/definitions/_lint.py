@@ -1015,7 +1015,7 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     sub-process not directly in an embedded sub-process, ``waitForCompletion="false"``, a
     throw that would reach handlers inside a completed loop sub-process, compensation in
     a transaction (a cancelled transaction compensates nothing yet), a loop or
-    multi-instance activity with a handler, a handler that is not a plain task. A handler
+    multi-instance activity with a handler, a loop, transaction or ad-hoc handler. A handler
     with no boundary event, a boundary event with no handler and an ``activityRef`` naming
     nothing to compensate are modelling errors (rule ``compensation``)."""
     nodes = {_id(node): node for node in scope.nodes if _id(node)}
@@ -1081,11 +1081,12 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                     "is a compensation handler with sequence flows: a handler runs only when "
                     "its activity is compensated; remove the flows",
                 )
-            if kind in SUBPROCESSES or kind == "callActivity":
+            if kind in ("transaction", "adHocSubProcess"):
                 yield refuse(
                     node,
-                    "is a compensation handler that is a sub-process or call activity, which "
-                    "bankflow does not run yet: use a task",
+                    "is a compensation handler that is a transaction or an ad-hoc "
+                    "sub-process, which bankflow does not run yet: use a task, an embedded "
+                    "sub-process or a call activity",
                 )
             elif _loops(node):
                 yield refuse(
