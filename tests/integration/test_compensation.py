@@ -597,3 +597,66 @@ def test_a_handler_may_be_a_sub_process_or_a_call_activity(steps: Trace, kind: s
             ("activity_compensated", "charge"),
             ("instance_completed", None),
         ]
+
+
+# -- 13. each instance of a multi-instance activity is compensated, with its locals ---------
+
+
+def multi_instance(sequential: bool) -> str:
+    flag = "true" if sequential else "false"
+    loop = (
+        f'<bpmn:multiInstanceLoopCharacteristics isSequential="{flag}">'
+        "<bpmn:loopCardinality>3</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>"
+    )
+    return process(
+        "instances",
+        '<bpmn:startEvent id="start"/>'
+        f'<bpmn:scriptTask id="charge" scriptFormat="python">{loop}'
+        "<bpmn:script>charged = charged + [loopCounter]</bpmn:script></bpmn:scriptTask>"
+        '<bpmn:boundaryEvent id="charge_compensation" attachedToRef="charge">'
+        "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+        '<bpmn:scriptTask id="undo_charge" isForCompensation="true" scriptFormat="python">'
+        "<bpmn:script>undone = undone + [loopCounter]</bpmn:script></bpmn:scriptTask>"
+        # A sub-process run twice: what completed in each instance, with its loopCounter.
+        '<bpmn:subProcess id="sub"><bpmn:multiInstanceLoopCharacteristics isSequential="true">'
+        "<bpmn:loopCardinality>2</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>"
+        '<bpmn:startEvent id="sub_start"/>'
+        '<bpmn:scriptTask id="inner" scriptFormat="python"><bpmn:script>x = 1</bpmn:script>'
+        "</bpmn:scriptTask>"
+        '<bpmn:boundaryEvent id="inner_compensation" attachedToRef="inner">'
+        "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+        '<bpmn:scriptTask id="undo_inner" isForCompensation="true" scriptFormat="python">'
+        '<bpmn:script>undone = undone + ["inner " + str(loopCounter)]</bpmn:script>'
+        "</bpmn:scriptTask>"
+        '<bpmn:endEvent id="sub_end"/>'
+        + flows("sub_start>inner", "inner>sub_end")
+        + undone_by("inner", "undo_inner")
+        + "</bpmn:subProcess>"
+        + compensate_end()
+        + flows("start>charge", "charge>sub", "sub>compensate")
+        + undone_by("charge", "undo_charge"),
+    )
+
+
+@pytest.mark.parametrize("sequential", [True, False], ids=["sequential", "parallel"])
+def test_each_instance_of_a_multi_instance_activity_is_compensated(
+    steps: Trace, sequential: bool
+) -> None:
+    """Newest first; each handler sees the loopCounter of the instance it undoes (a local
+    variable, never written to the process)."""
+    instance_id = run(steps, "instances", multi_instance(sequential), {"charged": [], "undone": []})
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert done.data == {
+            "charged": [0, 1, 2],
+            "undone": ["inner 1", "inner 0", 2, 1, 0],
+            "x": 1,
+        }
+        assert compensated(engine, instance_id) == [
+            ("inner", "undo_inner"),
+            ("inner", "undo_inner"),
+            ("charge", "undo_charge"),
+            ("charge", "undo_charge"),
+            ("charge", "undo_charge"),
+        ]

@@ -1010,14 +1010,14 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     event on an activity, associated with its handler (an activity of the same scope with
     ``isForCompensation``), and throw events that compensate their scope's completed
     activities (in an event sub-process: those of the scope around it), a completed
-    sub-process by its compensation event sub-process or its inner handlers. What it does
-    not run yet is refused by name (rule ``unsupported``): a compensation event
-    sub-process not directly in an embedded sub-process, ``waitForCompletion="false"``, a
-    throw that would reach handlers inside a completed loop sub-process, compensation in
-    a transaction (a cancelled transaction compensates nothing yet), a loop or
-    multi-instance activity with a handler, a loop, transaction or ad-hoc handler. A handler
-    with no boundary event, a boundary event with no handler and an ``activityRef`` naming
-    nothing to compensate are modelling errors (rule ``compensation``)."""
+    sub-process by its compensation event sub-process or its inner handlers, each
+    instance of a loop or multi-instance activity. What it does not run yet is refused by
+    name (rule ``unsupported``): a compensation event sub-process not directly in an
+    embedded sub-process, ``waitForCompletion="false"``, compensation in a transaction (a
+    cancelled transaction compensates nothing yet), a loop, transaction or ad-hoc
+    handler. A handler with no boundary event, a boundary event with no handler and an
+    ``activityRef`` naming nothing to compensate are modelling errors (rule
+    ``compensation``)."""
     nodes = {_id(node): node for node in scope.nodes if _id(node)}
     associated: dict[str, set[str]] = defaultdict(set)
     root = scope.element.getroottree().getroot()
@@ -1049,13 +1049,6 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 "is a compensation boundary event inside a transaction, which bankflow does "
                 "not support yet (a cancelled transaction compensates nothing): draw a cancel "
                 "boundary event on the transaction and undo the work on its path",
-            )
-        elif activity is not None and _loops(activity):
-            yield refuse(
-                node,
-                f"compensates {_describe(activity)}, a loop or multi-instance activity, which "
-                "bankflow does not compensate yet: put the activity in a sub-process and "
-                "compensate that",
             )
         if not handlers:
             yield wrong(
@@ -1139,35 +1132,6 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
                 f"{_describe(around)} with a compensation boundary event: nothing "
                 "would be compensated",
             )
-            continue
-        for sub in in_target.values():
-            if (ref and _id(sub) != ref) or _kind(sub) not in SUBPROCESSES:
-                continue
-            if _id(sub) in undone or _is_event_subprocess(sub):
-                continue
-            # Compensating a sub-process with no handler of its own compensates what
-            # completed inside it; bankflow does not keep that for each instance of a
-            # loop or multi-instance sub-process.
-            looping = [
-                el
-                for el in (sub, *(d for k in SUBPROCESSES for d in _descendants(sub, k)))
-                if _loops(el) and _has_compensation_inside(el)
-            ]
-            if looping:
-                yield refuse(
-                    node,
-                    f"would compensate the activities inside {_describe(looping[0])}, a loop "
-                    "or multi-instance sub-process, which bankflow does not do yet: draw a "
-                    "compensation boundary event and handler on the sub-process itself",
-                )
-
-
-def _has_compensation_inside(scope: etree._Element) -> bool:
-    return any(
-        _has_definition(event, _COMPENSATE)
-        for kind in ("boundaryEvent", "startEvent")
-        for event in _descendants(scope, kind)
-    )
 
 
 def compensation_problems(process: etree._Element, *, file: str) -> list[Diagnostic]:

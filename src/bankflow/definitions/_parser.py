@@ -468,6 +468,11 @@ def _record_completion(workflow: Any, task: Any) -> None:
     spec = task.task_spec
     handler = getattr(spec, "bankflow_compensation_handler", None)
     entry: dict[str, Any] = {"task": str(task.id), "element": spec.bpmn_id, "handler": handler}
+    own = task.internal_data.get(LOCALS)
+    if own:
+        # An instance of a multi-instance activity: its handler sees its local variables
+        # (element variable, loopCounter) as they were when it completed, as in Camunda.
+        entry["locals"] = copy.deepcopy(own)
     if handler is None:
         # A sub-process with no handler of its own is compensated by compensating what
         # completed inside it (BPMN's default), or by its compensation event sub-process
@@ -480,7 +485,13 @@ def _record_completion(workflow: Any, task: Any) -> None:
             return
         for inside in pending:
             inside["compensated"] = True  # its parent's entry compensates it now
-        entry["inner"] = [{k: v for k, v in e.items() if k != "compensated"} for e in pending]
+        entry["inner"] = [
+            {
+                **{k: v for k, v in e.items() if k != "compensated"},
+                **({"locals": {**own, **e.get("locals", {})}} if own else {}),
+            }
+            for e in pending
+        ]
     done = task.workflow.task_tree.internal_data.setdefault(COMPENSABLE, [])
     done.append(entry)
 
@@ -527,6 +538,8 @@ def _run_next_handler(my_task: Any) -> None:
     child = my_task._add_child(spec, TaskState.WAITING)
     child.triggered = True  # not an output: SpiffWorkflow must not sync it away
     child.internal_data[COMPENSATION] = entry
+    if entry.get("locals"):
+        child.internal_data[LOCALS] = copy.deepcopy(entry["locals"])
     spec._update(child)
 
 
@@ -621,6 +634,7 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
                 continue  # never reached, so never completes
             self.parse_node(handler_node)
             handler = self.spec.task_specs[handler_node.get("id")]
+            activity = _each_completion(self.spec, activity)
             activity.bankflow_compensation_handler = handler.name
             if activity not in handler.inputs:
                 # An input, though no flow: SpiffWorkflow refuses to run a spec without.
@@ -678,6 +692,7 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
         inner = self.parser.process_parsers.get(node.get("id"))
         if activity is None or inner is None or node.get("triggeredByEvent") == "true":
             return
+        activity = _each_completion(self.spec, activity)
         if getattr(activity, "bankflow_compensation_handler", None) is not None:
             return  # its own handler undoes it, as in Camunda
         inner_spec = inner.get_spec()
@@ -693,6 +708,14 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
             self.spec.task_specs.setdefault(handler.name, handler)
         if not activity.completed_event.is_connected(_record_completion):
             activity.completed_event.connect(_record_completion)
+
+
+def _each_completion(process: Any, activity: Any) -> Any:
+    """The spec whose completions are compensated: of a loop or multi-instance activity,
+    each instance (each is compensated, newest first), not the activity as a whole."""
+    if isinstance(activity, LoopTask):
+        return process.task_specs.get(activity.task_spec, activity)
+    return activity
 
 
 def compensation_handlers(scope: etree._Element) -> dict[str, etree._Element]:
