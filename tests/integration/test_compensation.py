@@ -660,3 +660,54 @@ def test_each_instance_of_a_multi_instance_activity_is_compensated(
             ("charge", "undo_charge"),
             ("charge", "undo_charge"),
         ]
+
+
+# -- 14. a cancelled transaction compensates what completed in it first ---------------------
+
+TRANSACTION = process(
+    "booking",
+    '<bpmn:startEvent id="start"/>'
+    '<bpmn:transaction id="trip"><bpmn:startEvent id="trip_start"/>'
+    + compensable("book_hotel", "undo_hotel")
+    + compensable("book_flight", "undo_flight")
+    + '<bpmn:exclusiveGateway id="paid" default="ok"/>'
+    '<bpmn:endEvent id="cancelled"><bpmn:cancelEventDefinition/></bpmn:endEvent>'
+    '<bpmn:endEvent id="trip_end"/>'
+    + flows("trip_start>book_hotel", "book_hotel>book_flight", "book_flight>paid")
+    + '<bpmn:sequenceFlow id="declined" sourceRef="paid" targetRef="cancelled">'
+    "<bpmn:conditionExpression>card_declined</bpmn:conditionExpression></bpmn:sequenceFlow>"
+    '<bpmn:sequenceFlow id="ok" sourceRef="paid" targetRef="trip_end"/>'
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight")
+    + "</bpmn:transaction>"
+    '<bpmn:boundaryEvent id="on_cancel" attachedToRef="trip"><bpmn:cancelEventDefinition/>'
+    "</bpmn:boundaryEvent>"
+    + service("notify")
+    + '<bpmn:endEvent id="cancel_end"/>'
+    + service("after")
+    + compensate_end()
+    + flows("start>trip", "on_cancel>notify", "notify>cancel_end", "trip>after")
+    + flows("after>compensate"),
+)
+
+
+@pytest.mark.parametrize("declined", [True, False], ids=["cancelled", "compensated-later"])
+def test_a_transaction_compensates_when_cancelled_or_later_as_a_sub_process(
+    steps: Trace, declined: bool
+) -> None:
+    """Cancelled: its completed activities are compensated, newest first, then the cancel
+    boundary event's path runs. Completed: a later throw compensates what completed in it,
+    as for a sub-process."""
+    instance_id = run(steps, "booking", TRANSACTION, {"card_declined": declined})
+    booked = ["book_hotel", "book_flight"]
+    then = ["notify"] if declined else ["after"]
+    assert steps.trace == [*booked, *([] if declined else then), "undo_flight", "undo_hotel"] + (
+        then if declined else []
+    )
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert compensated(engine, instance_id) == [
+            ("book_flight", "undo_flight"),
+            ("book_hotel", "undo_hotel"),
+        ]

@@ -1013,8 +1013,7 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     sub-process by its compensation event sub-process or its inner handlers, each
     instance of a loop or multi-instance activity. What it does not run yet is refused by
     name (rule ``unsupported``): a compensation event sub-process not directly in an
-    embedded sub-process, ``waitForCompletion="false"``, compensation in a transaction (a
-    cancelled transaction compensates nothing yet), a loop, transaction or ad-hoc
+    embedded sub-process, ``waitForCompletion="false"``, a loop, transaction or ad-hoc
     handler. A handler with no boundary event, a boundary event with no handler and an
     ``activityRef`` naming nothing to compensate are modelling errors (rule
     ``compensation``)."""
@@ -1026,9 +1025,6 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
         associated[source].add(target)
         associated[target].add(source)
     compensated: dict[str, etree._Element] = {}  # activity id -> its compensation boundary
-    in_transaction = any(
-        _kind(el) == "transaction" for el in (scope.element, *scope.element.iterancestors())
-    )
 
     def refuse(node: etree._Element, problem: str) -> Diagnostic:
         return file.diagnostic(node, "unsupported", Severity.ERROR, f"{_describe(node)} {problem}")
@@ -1043,13 +1039,6 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
         handlers = [nodes[i] for i in sorted(associated.get(_id(node), ())) if i in nodes]
         if activity is not None:
             compensated[_id(activity)] = node
-        if in_transaction:
-            yield refuse(
-                node,
-                "is a compensation boundary event inside a transaction, which bankflow does "
-                "not support yet (a cancelled transaction compensates nothing): draw a cancel "
-                "boundary event on the transaction and undo the work on its path",
-            )
         if not handlers:
             yield wrong(
                 node,

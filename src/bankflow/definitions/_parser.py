@@ -423,6 +423,15 @@ class _EndEventParser(SpiffEndEventParser):  # type: ignore[misc]
             task = _compensation_spec(self, CompensationEndEvent)
             task.connect(self.spec.end)
             return task
+        if self.node.find(q("cancelEventDefinition")) is not None:
+            task = CancelEndEvent(
+                self.spec,
+                self.bpmn_id,
+                event_definition=self.get_event_definition([CANCEL_EVENT_XPATH]),
+                **self.bpmn_attributes,
+            )
+            task.connect(self.spec.end)
+            return task
         definition = self.get_event_definition(
             [
                 MESSAGE_EVENT_XPATH,
@@ -590,6 +599,11 @@ class CompensationEndEvent(_CompensationThrow, EndEvent):  # type: ignore[misc]
     """An end event with ``compensateEventDefinition``."""
 
 
+class CancelEndEvent(_CompensationThrow, EndEvent):  # type: ignore[misc]
+    """A cancel end event: BPMN cancels a transaction by first compensating what completed
+    in it (newest first), then taking its cancel boundary event."""
+
+
 def _compensation_spec(parser: Any, spec_class: Any) -> Any:
     definition = _compensate_definition(parser.node)
     task = spec_class(
@@ -644,7 +658,7 @@ class _CompensationProcessParser(SpiffProcessParser):  # type: ignore[misc]
             if not handler.completed_event.is_connected(_handler_completed):
                 handler.completed_event.connect(_handler_completed)
             handler.bankflow_handles = activity.name
-        for node in self.node.iterchildren(q("subProcess")):
+        for node in self.node.iterchildren(q("subProcess"), q("transaction")):
             self._compensate_inside(node)
         for node in self.node.iterchildren(q("subProcess")):
             if node.get("triggeredByEvent") == "true":
