@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_bpmn_semantics import Steps, flows, history, process, service
+from test_bpmn_semantics import T0, Steps, flows, history, process, service
 
 from bankflow import DefinitionError, Engine, InstanceStatus
 
@@ -707,6 +707,57 @@ def test_a_transaction_compensates_when_cancelled_or_later_as_a_sub_process(
     with steps.engine() as engine:
         done = engine.instances.get(instance_id)
         assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        assert compensated(engine, instance_id) == [
+            ("book_flight", "undo_flight"),
+            ("book_hotel", "undo_hotel"),
+        ]
+
+
+# -- 15. handlers that are jobs: an external task and an asynchronous service task ----------
+
+JOBS = process(
+    "jobs",
+    '<bpmn:startEvent id="start"/>'
+    + service("book_hotel")
+    + '<bpmn:boundaryEvent id="book_hotel_compensation" attachedToRef="book_hotel">'
+    "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+    '<bpmn:serviceTask id="undo_hotel" isForCompensation="true" camunda:asyncBefore="true" '
+    'camunda:delegateExpression="${undo_hotel}"/>'
+    + service("book_flight")
+    + '<bpmn:boundaryEvent id="book_flight_compensation" attachedToRef="book_flight">'
+    "<bpmn:compensateEventDefinition/></bpmn:boundaryEvent>"
+    '<bpmn:serviceTask id="undo_flight" isForCompensation="true" camunda:type="external" '
+    'camunda:topic="airline_refunds"/>'
+    + compensate_throw()
+    + service("after")
+    + '<bpmn:endEvent id="end"/>'
+    + flows(
+        "start>book_hotel",
+        "book_hotel>book_flight",
+        "book_flight>compensate",
+        "compensate>after",
+        "after>end",
+    )
+    + undone_by("book_hotel", "undo_hotel")
+    + undone_by("book_flight", "undo_flight"),
+)
+
+
+def test_handlers_may_be_external_tasks_and_asynchronous_jobs(steps: Trace) -> None:
+    """The throw waits for the external worker, then for the job, in that order."""
+    instance_id = run(steps, "jobs", JOBS)
+    assert steps.trace == ["book_hotel", "book_flight"]
+    with steps.engine() as engine:
+        assert [(j.kind, j.element_id) for j in engine.jobs.list()] == [("external", "undo_flight")]
+        [refund] = engine.external.fetch_and_lock(["airline_refunds"], worker_id="w1")
+        engine.external.complete(refund.id, worker_id="w1", variables={"refunded": True})
+    with steps.engine() as engine:
+        assert [(j.kind, j.element_id) for j in engine.jobs.list()] == [("service", "undo_hotel")]
+        engine.jobs.run_due(now=T0)
+    assert steps.trace == ["book_hotel", "book_flight", "undo_hotel", "after"]
+    with steps.engine() as engine:
+        done = engine.instances.get(instance_id)
+        assert (done.status, done.data["refunded"]) == (InstanceStatus.COMPLETED, True)
         assert compensated(engine, instance_id) == [
             ("book_flight", "undo_flight"),
             ("book_hotel", "undo_hotel"),
