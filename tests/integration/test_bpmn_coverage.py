@@ -1238,8 +1238,9 @@ REFUSED = {
         ),
         ("unsupported", "start", "conditional start event of a process"),
     ),
-    # Compensation runs (I/test_compensation.py); not without waiting for its handlers.
-    "compensation-without-waiting": (
+    # Compensation runs (I/test_compensation.py); not a compensation event sub-process of
+    # a process (it would run only when the process is compensated from outside).
+    "compensation-event-sub-process-of-a-process": (
         process(
             "refused",
             start(),
@@ -1247,12 +1248,17 @@ REFUSED = {
             boundary("undo_a", "a", "<bpmn:compensateEventDefinition/>"),
             '<bpmn:serviceTask id="undo" isForCompensation="true" '
             'camunda:delegateExpression="${b}"/>',
-            end(definition='<bpmn:compensateEventDefinition waitForCompletion="false"/>'),
+            end(),
             flows("start>a", "a>end"),
+            '<bpmn:subProcess id="on_undo" triggeredByEvent="true">'
+            '<bpmn:startEvent id="undoing"><bpmn:compensateEventDefinition/></bpmn:startEvent>'
+            '<bpmn:endEvent id="undone"/>'
+            '<bpmn:sequenceFlow id="undo_flow" sourceRef="undoing" targetRef="undone"/>'
+            "</bpmn:subProcess>",
             '<bpmn:association id="undo_link" associationDirection="One" sourceRef="undo_a" '
             'targetRef="undo"/>',
         ),
-        ("unsupported", "end", 'has waitForCompletion="false"'),
+        ("unsupported", "undoing", "starts a compensation event sub-process that is not"),
     ),
     "call-activity-without-target": (
         process(

@@ -762,3 +762,31 @@ def test_handlers_may_be_external_tasks_and_asynchronous_jobs(steps: Trace) -> N
             ("book_flight", "undo_flight"),
             ("book_hotel", "undo_hotel"),
         ]
+
+
+# -- 16. waitForCompletion="false": the throw goes on while the handlers run ----------------
+
+
+def test_a_throw_that_does_not_wait_goes_on_while_its_handlers_run(steps: Trace) -> None:
+    """The path after it runs at once; the handlers still run one after the other, newest
+    first (the user-task handler across a reload), and the instance ends after them."""
+    source = BY_HAND.replace(
+        "<bpmn:compensateEventDefinition/></bpmn:intermediateThrowEvent>",
+        '<bpmn:compensateEventDefinition waitForCompletion="false"/></bpmn:intermediateThrowEvent>',
+    )
+    instance_id = run(steps, "by_hand", source)
+    assert steps.trace == ["book_hotel", "charge", "after"]
+    with steps.engine() as engine:
+        waiting = engine.instances.get(instance_id)
+        assert waiting.status == InstanceStatus.RUNNING
+        [refund] = waiting.tasks
+        assert refund.element_id == "refund"
+    with steps.engine() as engine:
+        done = engine.tasks.complete(refund.id, user="ann", groups=CS)
+        assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+    assert steps.trace == ["book_hotel", "charge", "after", "undo_hotel"]
+    with steps.engine() as engine:
+        assert compensated(engine, instance_id) == [
+            ("charge", "refund"),
+            ("book_hotel", "undo_hotel"),
+        ]

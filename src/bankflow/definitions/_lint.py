@@ -1013,10 +1013,9 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     sub-process by its compensation event sub-process or its inner handlers, each
     instance of a loop or multi-instance activity. What it does not run yet is refused by
     name (rule ``unsupported``): a compensation event sub-process not directly in an
-    embedded sub-process, ``waitForCompletion="false"``, a loop, transaction or ad-hoc
-    handler. A handler with no boundary event, a boundary event with no handler and an
-    ``activityRef`` naming nothing to compensate are modelling errors (rule
-    ``compensation``)."""
+    embedded sub-process, a loop, transaction or ad-hoc handler. A handler with no
+    boundary event, a boundary event with no handler and an ``activityRef`` naming nothing
+    to compensate are modelling errors (rule ``compensation``)."""
     nodes = {_id(node): node for node in scope.nodes if _id(node)}
     associated: dict[str, set[str]] = defaultdict(set)
     root = scope.element.getroottree().getroot()
@@ -1096,12 +1095,6 @@ def _compensation(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
             continue
         if kind not in ("intermediateThrowEvent", "endEvent"):
             continue
-        if _attr(definition, "waitForCompletion").lower() == "false":
-            yield refuse(
-                node,
-                'has waitForCompletion="false", which bankflow does not support yet: it '
-                "always waits for the handlers; remove the attribute",
-            )
         # A throw in an event sub-process compensates the scope around it (in a
         # compensation event sub-process: the sub-process being compensated).
         around = scope.element

@@ -540,7 +540,8 @@ def _run_next_handler(my_task: Any) -> None:
     """Start the next handler of a compensation throw, or let the throw go on."""
     queue = my_task.internal_data.get(COMPENSATING) or []
     if not queue:
-        my_task._set_state(TaskState.READY)
+        if my_task.state == TaskState.STARTED:  # it waited for them (waitForCompletion)
+            my_task._set_state(TaskState.READY)
         return
     entry, my_task.internal_data[COMPENSATING] = queue[0], queue[1:]
     spec = my_task.workflow.spec.task_specs[entry["handler"]]
@@ -561,14 +562,14 @@ def _handler_completed(workflow: Any, child: Any) -> None:
     top.__dict__.setdefault(COMPENSATED, []).append(
         {**entry, "handler_task": str(child.id), "thrown_by": throw.task_spec.bpmn_id}
     )
-    if throw.state == TaskState.STARTED:
-        _run_next_handler(throw)
+    _run_next_handler(throw)
 
 
 class _CompensationThrow:
     """What a compensation intermediate throw event and end event do when reached."""
 
     activity_ref: str | None = None
+    wait_for_completion: bool = True
     bpmn_id: str
 
     def _update_hook(self, my_task: Any) -> bool | None:
@@ -586,6 +587,9 @@ class _CompensationThrow:
         for entry in chosen:
             entry["compensated"] = True  # compensated once: a later throw leaves it
         my_task.internal_data[COMPENSATING] = _newest_first(chosen)
+        if not self.wait_for_completion:
+            _run_next_handler(my_task)  # the handlers run one after another meanwhile
+            return True
         my_task._set_state(TaskState.STARTED)
         _run_next_handler(my_task)
         return None
@@ -614,6 +618,8 @@ def _compensation_spec(parser: Any, spec_class: Any) -> Any:
     )
     ref = definition.get("activityRef") if definition is not None else None
     task.activity_ref = (ref or "").strip() or None
+    wait = definition.get("waitForCompletion") if definition is not None else None
+    task.wait_for_completion = (wait or "true").strip().lower() != "false"
     return task
 
 
