@@ -576,16 +576,6 @@ def test_a_terminate_end_event_in_a_sub_process_ends_only_the_sub_process(steps:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "history of one step lists every task_created before every task_cancelled (the "
-        "executor diffs the waiting tasks after the step), so a terminate end event in a "
-        "sub-process is recorded as task_created 'after' then task_cancelled 'work', "
-        "though 'work' was cancelled before the sub-process left and 'after' began"
-    ),
-)
 def test_history_records_the_cancellation_before_the_task_that_follows_it(
     steps: Steps,
 ) -> None:

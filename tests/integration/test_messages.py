@@ -359,8 +359,8 @@ def test_interrupting_message_boundary_event(db_url: str, tmp_path: Path) -> Non
         ("instance_started", None, None),
         ("task_created", "investigate", None),
         ("message_received", "withdrawn", "crm"),
+        ("task_cancelled", "investigate", "crm"),  # the interrupting event took it first
         ("task_created", "close", None),
-        ("task_cancelled", "investigate", "crm"),
         ("task_completed", "close", "dee"),
         ("instance_completed", None, None),
     ]

@@ -416,8 +416,8 @@ def test_an_interrupting_signal_event_sub_process_starts_once(db_url: str, tmp_p
         ("instance_started", None),
         ("task_created", "work"),
         ("signal_received", "halt_in"),
-        ("task_created", "handle"),
         ("task_cancelled", "work"),
+        ("task_created", "handle"),
         ("task_completed", "handle"),
         ("instance_completed", None),
     ]

@@ -519,17 +519,8 @@ class Executor:
             if h.id not in existing
         ]
         removed = [task_id for task_id in existing if task_id not in ready_ids]
-        for values in inserted:
-            events.append(
-                _event(
-                    header,
-                    "task_created",
-                    now,
-                    element_id=values["element_id"],
-                    task_id=values["id"],
-                    data={"candidate_groups": values["candidate_groups"]},
-                )
-            )
+        # Tasks that were waiting and are gone went first (the step took them away on its
+        # way: an interrupting event, a terminate end event), then the tasks it reached.
         for task_id in removed:
             if task_id not in (done or set()):
                 events.append(
@@ -542,6 +533,17 @@ class Executor:
                         element_id=existing[task_id]["element_id"],
                     )
                 )
+        for values in inserted:
+            events.append(
+                _event(
+                    header,
+                    "task_created",
+                    now,
+                    element_id=values["element_id"],
+                    task_id=values["id"],
+                    data={"candidate_groups": values["candidate_groups"]},
+                )
+            )
         failure_info = None
         if failure is not None:
             failure_info = FailureInfo(
