@@ -60,7 +60,12 @@ def test_clean_model_has_no_diagnostics() -> None:
 
 def test_non_executable_processes_are_not_linted() -> None:
     assert lint(bpmn('<bpmn:task id="Lonely"/>', executable="false")) == []
-    assert lint(bpmn('<bpmn:task id="Lonely"/>').replace(' isExecutable="true"', "")) == []
+
+
+def test_a_process_without_is_executable_is_linted_since_it_deploys() -> None:
+    text = bpmn('<bpmn:task id="Lonely"/>').replace(' isExecutable="true"', "")
+    assert lint(text) == lint(bpmn('<bpmn:task id="Lonely"/>'))
+    assert lint(text) != []
 
 
 def test_diagnostic_carries_file_line_id_and_element_name() -> None:
@@ -1024,6 +1029,15 @@ def test_two_parallel_branches_writing_one_variable_warn() -> None:
     assert '"items"' in diagnostic.message
     assert 'script task "Left"' in diagnostic.message
     assert 'script task "Right"' in diagnostic.message
+
+
+@pytest.mark.parametrize("kind", ["inclusiveGateway", "complexGateway"])
+def test_branches_of_inclusive_and_complex_splits_writing_one_variable_warn(kind: str) -> None:
+    text = _parallel("x = 1", "x = 2").replace(
+        '<bpmn:parallelGateway id="Split" name="Split"/>', f'<bpmn:{kind} id="Split" name="Split"/>'
+    )
+    [diagnostic] = expect(text, "parallel-write", WARNING, "Split")
+    assert "which branch writes last" in diagnostic.message
 
 
 def test_parallel_branches_with_their_own_variables_are_quiet() -> None:

@@ -221,8 +221,11 @@ class _Scope:
 
 
 def _scopes(root: etree._Element) -> Iterator[_Scope]:
+    # A process without ``isExecutable`` deploys (bankflow, like SpiffWorkflow, takes the
+    # attribute's absence as executable), so it is checked like one: only an explicit
+    # ``isExecutable="false"`` (a pool drawn for documentation) is left alone.
     for process in _children(root, "process"):
-        if _is_true(process, "isExecutable"):
+        if (process.get("isExecutable") or "true").strip().lower() == "true":
             yield from _walk(process)
 
 
@@ -921,7 +924,7 @@ def _parallel_write(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     validate."""
     ids = {_id(node): node for node in scope.nodes if _id(node)}
     for split in scope.nodes:
-        if _kind(split) not in ("parallelGateway", "inclusiveGateway"):
+        if _kind(split) not in ("parallelGateway", "inclusiveGateway", "complexGateway"):
             continue
         branches = [_attr(f, "targetRef") for f in scope.outs(split)]
         if len(branches) < 2:
