@@ -655,7 +655,6 @@ def _complete_task(self: Task) -> None:
     if _process_wide(self):
         _variables.flush(self)
         _variables.write_outputs(self, _evaluate_parameter)
-        _variables.refresh(self)
     _task_complete(self)
 
 

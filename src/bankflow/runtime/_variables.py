@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from bankflow.definitions._parser import LOCALS
 
@@ -73,7 +76,7 @@ def store(workflow: Any) -> dict[str, Any]:
     if not root.internal_data.get(MARK):
         last = owner.last_task
         seed = last.data if last is not None else root.data
-        owner.data = {**copy.deepcopy(seed), **owner.data}
+        owner.data = {**_copy(seed), **owner.data}
         root.internal_data[MARK] = True
     data: dict[str, Any] = owner.data
     return data
@@ -81,7 +84,7 @@ def store(workflow: Any) -> dict[str, Any]:
 
 def seed(workflow: Any, data: dict[str, Any]) -> None:
     """A new process scope (an instance, a called process) starts with ``data``."""
-    workflow.data.update(copy.deepcopy({k: v for k, v in data.items() if k not in _OWN}))
+    workflow.data.update(_copy({k: v for k, v in data.items() if k not in _OWN}))
     workflow.task_tree.internal_data[MARK] = True
 
 
@@ -103,7 +106,7 @@ def chain(task: Any) -> list[dict[str, Any]]:
 def declare_locals(task: Any, values: dict[str, Any]) -> None:
     """``values`` become local variables of ``task`` (and of what runs inside it)."""
     own = task.internal_data.setdefault(LOCALS, {})
-    own.update(copy.deepcopy(values))
+    own.update(_copy(values))
 
 
 def flush(task: Any) -> None:
@@ -123,11 +126,12 @@ def flush(task: Any) -> None:
     variables = store(task.workflow)
     for key, value in changed.items():
         target = next((s for s in scopes if key in s), variables)
-        target[key] = copy.deepcopy(value)
+        target[key] = _copy(value)
     for key in deleted:
         target = next((s for s in scopes if key in s), variables)
         target.pop(key, None)
-    task.__dict__[_BASE] = copy.deepcopy(data)
+    # Written: the task writes nothing more until it is given a view again (``refresh``).
+    task.__dict__.pop(_BASE, None)
 
 
 def refresh(task: Any, evaluate: Callable[[Any, str], Any] | None = None) -> None:
@@ -136,16 +140,16 @@ def refresh(task: Any, evaluate: Callable[[Any, str], Any] | None = None) -> Non
     inputs = getattr(task.task_spec, "bankflow_inputs", None)
     if inputs and evaluate is not None and not task.internal_data.get(INPUTS_DONE):
         task.internal_data[INPUTS_DONE] = True
-        task.data = copy.deepcopy(_view(task))
+        task.data = _copy(_view(task))
         own = task.internal_data.setdefault(LOCALS, {})
         for name, expression in inputs:
             value = evaluate(task, expression)
             task.data[name] = value
-            own[name] = copy.deepcopy(value)
+            own[name] = _copy(value)
     view = _view(task)
     # Data objects SpiffWorkflow copied in (or a script set, to be copied out) stay.
     kept = {k: task.data[k] for k in _associated(task.task_spec) if k in task.data}
-    task.data = copy.deepcopy(view)
+    task.data = _copy(view)
     task.data.update(kept)
     task.__dict__[_BASE] = view
 
@@ -166,12 +170,12 @@ def write_outputs(task: Any, evaluate: Callable[[Any, str], Any]) -> None:
     variables = store(task.workflow)
     for name, value in values:
         target = next((s for s in scopes if name in s), variables)
-        target[name] = copy.deepcopy(value)
+        target[name] = _copy(value)
 
 
 def remember(task: Any) -> None:
     """``task`` was given its current data as its view (a task restored from storage)."""
-    task.__dict__[_BASE] = copy.deepcopy(task.data)
+    task.__dict__[_BASE] = _copy(task.data)
 
 
 def view_of(task: Any) -> dict[str, Any]:
@@ -194,6 +198,23 @@ def _view(task: Any) -> dict[str, Any]:
     for own in reversed(chain(task)):
         view.update(own)
     return view
+
+
+# Values a process variable holds that never change in place: shared, not copied.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), Decimal, date, datetime, time, UUID})
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of task data, several times faster than ``copy.deepcopy`` for the
+    JSON-like values it holds (which the copy made on every step shows)."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _same(a: Any, b: Any) -> bool:
