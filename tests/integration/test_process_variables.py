@@ -326,3 +326,66 @@ def test_a_called_process_gets_the_callers_variables_and_returns_its_own(steps: 
     data = steps.data(instance)
     assert data["trace"] == ["child:21", "after:42"]
     assert (data["result"], data["child_note"]) == (42, "done")
+
+
+# -- a handler and an external worker see the input parameters; outputs map their result --
+
+IO_SERVICE = """
+    <bpmn:extensionElements><camunda:inputOutput>
+      <camunda:inputParameter name="account">${customer_id + '-01'}</camunda:inputParameter>
+      <camunda:outputParameter name="balance_seen">${balance}</camunda:outputParameter>
+    </camunda:inputOutput></bpmn:extensionElements>"""
+
+
+def io_service_process(key: str, task: str) -> str:
+    return process(
+        key,
+        '<bpmn:startEvent id="start"/>'
+        + task.replace("{io}", IO_SERVICE)
+        + user("final")
+        + '<bpmn:endEvent id="end"/>'
+        + flows("start>lookup", "lookup>final", "final>end"),
+    )
+
+
+def test_an_inline_handler_gets_the_input_parameters_and_outputs_map_its_result(
+    steps: Steps,
+) -> None:
+    source = io_service_process(
+        "io_handler",
+        '<bpmn:serviceTask id="lookup" camunda:delegateExpression="${balances}">{io}'
+        "</bpmn:serviceTask>",
+    )
+    seen: list[dict[str, Any]] = []
+
+    def balances(data: dict[str, Any]) -> dict[str, Any]:
+        seen.append(dict(data))
+        return {"balance": 120}
+
+    steps.deploy("io_handler", source)
+    with steps.engine() as engine:
+        engine.services.register("balances", balances)
+        instance = engine.instances.start("io_handler", data={"customer_id": "C7"})
+    assert [(s["account"], s["customer_id"]) for s in seen] == [("C7-01", "C7")]
+    data = steps.data(instance.id)
+    assert (data["balance_seen"], data["balance"]) == (120, 120)
+    assert "account" not in data
+
+
+def test_an_external_worker_gets_the_input_parameters(steps: Steps) -> None:
+    source = io_service_process(
+        "io_external",
+        '<bpmn:serviceTask id="lookup" camunda:type="external" camunda:topic="balances">{io}'
+        "</bpmn:serviceTask>",
+    )
+    steps.deploy("io_external", source)
+    instance = steps.start("io_external", {"customer_id": "C9"})
+    with steps.engine() as engine:
+        (locked,) = engine.external.fetch_and_lock(["balances"], worker_id="w1")
+        assert locked.variables["account"] == "C9-01"
+    with steps.engine() as engine:
+        engine.external.complete(locked.id, worker_id="w1", variables={"balance": 75})
+    data = steps.data(instance)
+    assert (data["balance_seen"], data["balance"]) == (75, 75)
+    assert "account" not in data
+    assert steps.waiting(instance) == ["final"]
