@@ -389,3 +389,26 @@ def test_an_external_worker_gets_the_input_parameters(steps: Steps) -> None:
     assert (data["balance_seen"], data["balance"]) == (75, 75)
     assert "account" not in data
     assert steps.waiting(instance) == ["final"]
+
+
+# -- an instance stored before process variables existed ----------------------------------
+
+
+def test_an_instance_stored_before_process_variables_carries_on_with_its_data(
+    steps: Steps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bankflow.runtime import _spiff
+
+    steps.deploy("parallel_append", PARALLEL_APPEND)
+    # Stored the way bankflow did before: each task with its own copy of the data, the
+    # workflow's data empty and unmarked.
+    monkeypatch.setattr(_spiff._Workflow, "_bankflow_variables", False)
+    instance = steps.start("parallel_append", {"log": ["old"], "score_a": 0})
+    with steps.engine() as engine:
+        assert engine.instances.get(instance).data == {"log": ["old"], "score_a": 0}
+    monkeypatch.undo()
+    steps.complete(instance, "review_a", {"score_a": 4})
+    steps.complete(instance, "review_b", {"score_b": 1})
+    data = steps.data(instance)
+    assert data["log"] == ["old", "a:4", "b:4"]
+    assert (data["count"], data["score_b"]) == (3, 1)
