@@ -83,8 +83,7 @@ def test_signal_broadcast_and_thrown_signal(cli: Any) -> None:
     assert "nobody waits for it and no process starts with it" in nobody.stdout
 
     ids = [
-        cli("start", "offer", "--business-key", f"OFFER-{n}").stdout.splitlines()[0]
-        for n in (1, 2)
+        cli("start", "offer", "--business-key", f"OFFER-{n}").stdout.splitlines()[0] for n in (1, 2)
     ]
     result = json.loads(
         cli(

@@ -379,28 +379,39 @@ def test_non_interrupting_message_boundary_event(db_url: str, tmp_path: Path) ->
     # The review carries on beside the call-back.
     assert sorted(t.element_id for t in after.tasks) == ["call_back", "investigate"]
     assert investigate.id in {t.id for t in after.tasks}
-    # Still interruptible. SpiffWorkflow arms a non-interrupting boundary event once per
-    # activation (Camunda would keep it armed), so a second call finds nobody waiting.
-    assert subscriptions(db_url) == [("dispute_withdrawn", "D-2", "withdrawn", instance.id)]
+    # Still interruptible, and still listening: a non-interrupting boundary event waits
+    # again while its activity runs (as in Camunda), so a second call makes a second
+    # call-back.
+    assert subscriptions(db_url) == [
+        ("customer_called", "D-2", "called", instance.id),
+        ("dispute_withdrawn", "D-2", "withdrawn", instance.id),
+    ]
     with fresh(db_url) as engine:
-        with pytest.raises(CorrelationError, match="no instance is waiting"):
-            engine.messages.correlate("customer_called", business_key="D-2")
+        [again] = engine.messages.correlate(
+            "customer_called", business_key="D-2", data={"note": "called again"}
+        )
+    assert sorted(t.element_id for t in again.tasks) == ["call_back", "call_back", "investigate"]
+    with fresh(db_url) as engine:
         stored = engine.instances.get(instance.id)
-        assert stored.data == {"note": "asked for status"}
-        [call_back] = [t for t in stored.tasks if t.element_id == "call_back"]
-        engine.tasks.complete(call_back.id, user="dee", groups=["disputes"])
+        assert stored.data == {"note": "called again"}
+        for call_back in [t for t in stored.tasks if t.element_id == "call_back"]:
+            engine.tasks.complete(call_back.id, user="dee", groups=["disputes"])
     with fresh(db_url) as engine:
         running = engine.instances.get(instance.id)
         assert running.status == InstanceStatus.RUNNING
         assert [t.id for t in running.tasks] == [investigate.id]
         done = engine.tasks.complete(investigate.id, user="dee", groups=["disputes"])
     assert done.status == InstanceStatus.COMPLETED
+    # The boundary event that still waited went with its activity.
     assert subscriptions(db_url) == []
     assert history(db_url, instance.id) == [
         ("instance_started", None, None),
         ("task_created", "investigate", None),
         ("message_received", "called", None),
         ("task_created", "call_back", None),
+        ("message_received", "called", None),
+        ("task_created", "call_back", None),
+        ("task_completed", "call_back", "dee"),
         ("task_completed", "call_back", "dee"),
         ("task_completed", "investigate", "dee"),
         ("instance_completed", None, None),

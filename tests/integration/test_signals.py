@@ -329,20 +329,25 @@ def test_signal_boundary_events_interrupting_and_not(db_url: str, tmp_path: Path
         reminded = engine.instances.get(instance_id)
     assert reminded.status == InstanceStatus.RUNNING
     assert [t.element_id for t in reminded.tasks] == ["work"]
-    # SpiffWorkflow arms a non-interrupting boundary event once per activation of its
-    # activity (Camunda keeps it armed), as for messages: a second "remind" finds nobody.
-    assert signal_subscriptions(db_url) == [("halt", "halted", instance_id)]
-    with fresh(db_url) as engine:
-        assert engine.signals.broadcast("remind").reached == ()
+    # A non-interrupting boundary event waits again while its activity runs (as in
+    # Camunda): a second "remind" reminds again.
+    assert signal_subscriptions(db_url) == [
+        ("halt", "halted", instance_id),
+        ("remind", "reminded", instance_id),
+    ]
+    with recording(fresh(db_url), trace, "remind", "stopped") as engine:
+        assert [i.id for i in engine.signals.broadcast("remind").reached] == [instance_id]
+    assert trace == ["remind", "remind"]
     with recording(fresh(db_url), trace, "remind", "stopped") as engine:
         result = engine.signals.broadcast("halt", user="ops-lead")
     [halted] = result.reached
     assert halted.status == InstanceStatus.COMPLETED
-    assert trace == ["remind", "stopped"]
+    assert trace == ["remind", "remind", "stopped"]
     assert halted.tasks == ()
     assert history(db_url, instance_id) == [
         ("instance_started", None, None),
         ("task_created", "work", None),
+        ("signal_received", "reminded", None),
         ("signal_received", "reminded", None),
         ("signal_received", "halted", "ops-lead"),
         ("task_cancelled", "work", "ops-lead"),

@@ -517,6 +517,32 @@ def _cancel_rest_of_scope(event_subprocess: Any) -> None:
 
 StartEvent._on_complete = _start_completed
 
+
+# A non-interrupting message or signal boundary event that fired waits again while its
+# activity runs, as in Camunda (SpiffWorkflow armed it once per activation: a customer's
+# second call during the review found nobody waiting). The new wait is one more boundary
+# task of the same split, which the boundary join cancels when the activity ends.
+_boundary_on_complete = BoundaryEvent._on_complete
+_REARMED_BOUNDARY = (MessageEventDefinition, SignalEventDefinition)
+
+
+def _boundary_completed(self: BoundaryEvent, my_task: Any) -> None:
+    _boundary_on_complete(self, my_task)
+    if self.cancel_activity or not isinstance(self.event_definition, _REARMED_BOUNDARY):
+        return
+    split = my_task.parent
+    if split is None or not isinstance(split.task_spec, BoundaryEventSplit):
+        return
+    main = next((t for t in split.children if not isinstance(t.task_spec, BoundaryEvent)), None)
+    if main is None or main.has_state(TaskState.FINISHED_MASK):
+        return
+    again = split._add_child(self, TaskState.FUTURE)
+    self._predict(again, mask=TaskState.PREDICTED_MASK | TaskState.FUTURE)
+    self._update(again)
+
+
+BoundaryEvent._on_complete = _boundary_completed
+
 # An event sub-process whose start event still waits is only active while its scope is:
 # when the rest of the scope has finished, the scope ends and the wait is cancelled (its
 # timer job goes). SpiffWorkflow's end join waited for it, so a finished instance stayed
