@@ -1558,28 +1558,10 @@ def deliver_signal(
     event only (an event sub-process of the new instance waits for the next one, as for
     messages).
     """
-    waiting = [
-        (t, definition)
-        for t in list(workflow.event_manager.tasks.values())
-        if t.state == TaskState.WAITING
-        and (not start or (t.workflow is workflow and isinstance(t.task_spec, StartEvent)))
-        for definition, _ in _caught(t.task_spec)
-        if isinstance(definition, SignalEventDefinition) and definition.name == name
-    ]
-    if not waiting:
-        return 0
-    for task, _ in waiting:  # an event-based gateway takes the data of the task it waits in
-        task.data.update(payload)
     carried = dict(payload)
-    event = BpmnEvent(waiting[0][1], payload=carried)
-    with _stepping():
-        if start:
-            for task, _ in waiting:
-                task.task_spec.catch(task, event)
-                task.task_spec._update(task)
-            caught = len(waiting)
-        else:
-            caught = int(workflow.event_manager.catch(event, internal=False))
+    caught = _deliver(workflow, SignalEventDefinition, name, carried, start=start)
+    if not caught:
+        return 0
     # SpiffWorkflow keeps the payload aside on each catching task (``internal_data``, by
     # signal name) and merges it only into a named variable: merge it into the data, as
     # ``messages.correlate`` does, before the catching tasks run.
@@ -1673,29 +1655,39 @@ def deliver_message(
     event only; an event sub-process of the new instance waiting for a message of the same
     name is not started by it (as in Camunda: it waits for the next one).
     """
+    caught = _deliver(workflow, MessageEventDefinition, name, dict(payload), start=start)
+    if caught:
+        _run_engine(workflow)
+    return caught
+
+
+def _deliver(
+    workflow: BpmnWorkflow, kind: type, name: str, payload: dict[str, Any], *, start: bool
+) -> int:
+    """Hand the ``kind`` event ``name`` (a message or a signal) to the tasks waiting for
+    it, their data gaining ``payload``; how many caught it. ``start``: only the process's
+    own start event (the event that starts an instance does not also start an event
+    sub-process of it waiting for the same name, as in Camunda)."""
     waiting = [
         (t, definition)
         for t in list(workflow.event_manager.tasks.values())
         if t.state == TaskState.WAITING
         and (not start or (t.workflow is workflow and isinstance(t.task_spec, StartEvent)))
         for definition, _ in _caught(t.task_spec)
-        if isinstance(definition, MessageEventDefinition) and definition.name == name
+        if isinstance(definition, kind) and getattr(definition, "name", None) == name
     ]
     if not waiting:
         return 0
-    for task, _ in waiting:
+    for task, _ in waiting:  # an event-based gateway takes the data of the task it waits in
         task.data.update(payload)
-    event = BpmnEvent(waiting[0][1], payload=dict(payload))
+    event = BpmnEvent(waiting[0][1], payload=payload)
     with _stepping():
         if start:
             for task, _ in waiting:
                 task.task_spec.catch(task, event)
                 task.task_spec._update(task)
-            caught = len(waiting)
-        else:
-            caught = int(workflow.event_manager.catch(event, internal=False))
-    _run_engine(workflow)
-    return caught
+            return len(waiting)
+        return int(workflow.event_manager.catch(event, internal=False))
 
 
 def message_start_element(workflow: BpmnWorkflow, name: str) -> str | None:
