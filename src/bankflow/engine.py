@@ -39,7 +39,10 @@ class Engine:
     ``True`` always upgrades; ``False`` only checks. ``cache_size`` bounds how many
     workflow objects stay in memory between calls (0 turns the cache off). ``limits``
     bounds what inputs, steps and deployed files may cost (see ``bankflow.Limits``;
-    default: ``BANKFLOW_LIMITS`` over the built-in defaults).
+    default: ``BANKFLOW_LIMITS`` over the built-in defaults). ``allow_undeclared_fields``
+    lets a task whose form declares fields be completed with other fields too (merged into
+    the process data as they are); by default they are refused, naming them, because a key
+    no form asked for would silently become a process variable.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class Engine:
         migrate: bool | None = None,
         cache_size: int = 1024,
         limits: Limits | None = None,
+        allow_undeclared_fields: bool = False,
     ) -> None:
         self.url = database_url(url)
         self.limits: Limits = limits or limits_from_env()
@@ -76,7 +80,13 @@ class Engine:
             limits=self.limits,
         )
         self.instances = Instances(self._db, self.clock, executor, limits=self.limits)
-        self.tasks = Tasks(self._db, self.clock, executor, limits=self.limits)
+        self.tasks = Tasks(
+            self._db,
+            self.clock,
+            executor,
+            limits=self.limits,
+            allow_undeclared_fields=allow_undeclared_fields,
+        )
         self.history = History(self._db)
         self.messages = Messages(self._db, executor, limits=self.limits)
         self.signals = Signals(self._db, executor, limits=self.limits)

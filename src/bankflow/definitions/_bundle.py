@@ -23,6 +23,7 @@ from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow._text import shorten
 from bankflow.definitions._bpmn import BPMN, q
 from bankflow.definitions._compat import rewrite
+from bankflow.definitions._form_rules import form_rule_problems
 from bankflow.definitions._lint import lint_bpmn
 from bankflow.definitions._metadata import extract_elements
 from bankflow.definitions._parser import SourceDoc, build, check_schema, service_name
@@ -117,6 +118,7 @@ def prepare(
             dmn_docs.append((source, doc))
             continue
         bundle.diagnostics += lint_bpmn(root, file=source.display)
+        bundle.diagnostics += form_rule_problems(root, file=source.display)
         if services is not None:
             bundle.diagnostics += _unhandled_services(root, source.display, services)
         for process in root.iter(q("process")):

@@ -16,7 +16,7 @@ from bankflow.definitions._bpmn import BPMN, CAMUNDA, FLOW_NODES, SUBPROCESSES, 
 from bankflow.definitions._compat import message_starts
 from bankflow.models import ElementInfo, FormField
 
-__all__ = ["extract_elements"]
+__all__ = ["extract_elements", "form_field"]
 
 # Resource assignments we can read without an expression engine: `user(x)`, `group(x)`
 # (Activiti/Flowable style) or a bare name, as Signavio and Trisotech write it.
@@ -177,29 +177,36 @@ def _form_fields(el: etree._Element) -> Iterator[FormField]:
     for extensions in _children(el, "extensionElements"):
         for form in _children(extensions, "formData", ns=CAMUNDA):
             for field in _children(form, "formField", ns=CAMUNDA):
-                field_id = _attr(field, "id")
-                if field_id is None:
-                    continue
-                constraints = {
-                    name: _attr(c, "config")
-                    for v in _children(field, "validation", ns=CAMUNDA)
-                    for c in _children(v, "constraint", ns=CAMUNDA)
-                    if (name := _attr(c, "name")) is not None
-                }
-                yield FormField(
-                    id=field_id,
-                    label=_attr(field, "label"),
-                    type=_attr(field, "type"),
-                    default_value=_attr(field, "defaultValue"),
-                    required=_flag(constraints, "required"),
-                    readonly=_flag(constraints, "readonly"),
-                    constraints=constraints,
-                    enum_values={
-                        value_id: _attr(v, "name")
-                        for v in _children(field, "value", ns=CAMUNDA)
-                        if (value_id := _attr(v, "id")) is not None
-                    },
-                )
+                if (found := form_field(field)) is not None:
+                    yield found
+
+
+def form_field(field: etree._Element) -> FormField | None:
+    """One ``camunda:formField`` element as the engine keeps it (None without an id); its
+    constraints stay text here and are parsed by ``_form_rules``."""
+    field_id = _attr(field, "id")
+    if field_id is None:
+        return None
+    constraints = {
+        name: _attr(c, "config")
+        for v in _children(field, "validation", ns=CAMUNDA)
+        for c in _children(v, "constraint", ns=CAMUNDA)
+        if (name := _attr(c, "name")) is not None
+    }
+    return FormField(
+        id=field_id,
+        label=_attr(field, "label"),
+        type=_attr(field, "type"),
+        default_value=_attr(field, "defaultValue"),
+        required=_flag(constraints, "required"),
+        readonly=_flag(constraints, "readonly"),
+        constraints=constraints,
+        enum_values={
+            value_id: _attr(v, "name")
+            for v in _children(field, "value", ns=CAMUNDA)
+            if (value_id := _attr(v, "id")) is not None
+        },
+    )
 
 
 def _flag(constraints: dict[str, str | None], name: str) -> bool:

@@ -35,14 +35,20 @@ TaskOrder = Literal["created", "due", "priority"]
 
 class Tasks:
     def __init__(
-        self, db: Database, clock: Clock, executor: Executor, *, limits: Limits = DEFAULT_LIMITS
+        self,
+        db: Database,
+        clock: Clock,
+        executor: Executor,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        allow_undeclared_fields: bool = False,
     ) -> None:
         self._db = db
         self._clock = clock
         self._executor = executor
         self._limits = limits
         self._store = RuntimeStore()
-        self._forms = FormRegistry()
+        self._forms = FormRegistry(allow_undeclared_fields=allow_undeclared_fields)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -119,13 +125,7 @@ class Tasks:
         """The data the task sees (what the previous steps produced)."""
         _inputs.require_id(task_id, "task")
         read, _ = self._read(task_id)
-        workflow = _spiff.load_state(
-            read.row["state"],
-            read.definition.runnable,
-            self._executor.script_engine,
-            state_format=read.row["state_format"],
-        )
-        return dict(_spiff.task_data(workflow, task_id))
+        return self._task_data(read, task_id)
 
     def register_model(self, process_key: str, element_id: str, model: type[BaseModel]) -> None:
         """Validate data submitted for ``element_id`` with ``model`` instead of its form."""
@@ -153,7 +153,12 @@ class Tasks:
         groups: Sequence[str] = (),
         data: dict[str, Any] | None = None,
     ) -> Instance:
-        """Complete the task with ``data`` (validated first) and run on to the next wait."""
+        """Complete the task with ``data`` (validated first) and run on to the next wait.
+
+        Validated by the registered model, else by the task's form: types, enum values,
+        ``camunda:validation`` constraints, read-only fields sent only with their current
+        value, and no field the form does not declare (unless the engine allows them).
+        ``InvalidTaskData`` names every offending field, and nothing changes."""
         _inputs.require_id(task_id, "task")
         _inputs.name(user, "user")
         values = check_data(data, limits=self._limits)
@@ -168,6 +173,7 @@ class Tasks:
                 element_id=row["element_id"],
                 form_fields=element.form_fields if element is not None else (),
                 data=values,
+                current=lambda: self._task_data(read, task_id),
             )
             now = self._clock.now()
             return Change(
@@ -258,6 +264,17 @@ class Tasks:
         if row is None:
             raise task_gone(self._store, conn, task_id)
         return row
+
+    def _task_data(self, read: Read, task_id: str) -> dict[str, Any]:
+        """The task's data in the state ``read`` saw (loaded afresh: the cached workflow
+        object belongs to the executor)."""
+        workflow = _spiff.load_state(
+            read.row["state"],
+            read.definition.runnable,
+            self._executor.script_engine,
+            state_format=read.row["state_format"],
+        )
+        return dict(_spiff.task_data(workflow, task_id))
 
     def _read(self, task_id: str) -> tuple[Read, RowMapping]:
         read = self._executor.read_task(task_id)
