@@ -80,6 +80,11 @@ class ValidationReport(_Frozen):
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.severity == Severity.WARNING)
 
+    @property
+    def clean(self) -> bool:
+        """No error and no warning: what ``bankflow validate --strict`` (CI) asks for."""
+        return not self.diagnostics
+
 
 class FormField(_Frozen):
     """A ``camunda:formField``: what a human task asks for, used to validate task data."""

@@ -24,7 +24,7 @@ PROCESSES = """<?xml version="1.0" encoding="UTF-8"?>
   <bpmn:process id="wait" isExecutable="true">
     <bpmn:startEvent id="start" name="Start"/>
     <bpmn:intermediateCatchEvent id="until_due" name="Due">
-      <bpmn:timerEventDefinition><bpmn:timeDate>due</bpmn:timeDate>
+      <bpmn:timerEventDefinition><bpmn:timeDate>${due}</bpmn:timeDate>
       </bpmn:timerEventDefinition>
     </bpmn:intermediateCatchEvent>
     <bpmn:endEvent id="end" name="End"/>

@@ -21,7 +21,7 @@ from lxml import etree
 
 from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow._text import shorten
-from bankflow.definitions._bpmn import BPMN, q
+from bankflow.definitions._bpmn import BPMN, CAMUNDA, q
 from bankflow.definitions._compat import rewrite
 from bankflow.definitions._form_rules import form_rule_problems
 from bankflow.definitions._lint import lint_bpmn
@@ -381,10 +381,13 @@ def _check_calls(
 
 
 def _unhandled_services(root: etree._Element, file: str, known: frozenset[str]) -> list[Diagnostic]:
-    """A service task with no handler in this engine waits for an external worker."""
+    """A service task with no handler in this engine waits for an external worker; one
+    drawn as an external task (``camunda:type="external"`` with a topic) is meant to."""
     found = []
     for task in [*root.iter(q("serviceTask")), *root.iter(q("businessRuleTask"))]:
         if task.tag == q("businessRuleTask") and decision_refs(task):
+            continue
+        if task.get(q("type", CAMUNDA)) == "external" and task.get(q("topic", CAMUNDA)):
             continue
         name = service_name(task) or task.get("id", "")
         if name not in known:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -31,9 +32,11 @@ from bankflow.definitions._bpmn import (
     EVENTS,
     FLOW_NODES,
     GATEWAYS,
+    SPIFF,
     SUBPROCESSES,
 )
 from bankflow.definitions._compat import instantiating_elements, instantiation_problem
+from bankflow.definitions._timers import looks_like_iso, timer_problem
 from bankflow.language._expressions import ExpressionError, compile_expression
 from bankflow.language._juel import juel_to_python
 from bankflow.models import Diagnostic, Severity
@@ -146,6 +149,7 @@ class _File:
     expression_language: str
     lane_members: frozenset[str]
     compensation_targets: frozenset[str]
+    kinds: dict[str, str]  # id -> BPMN kind of every element of the file's model
 
     @classmethod
     def of(cls, root: etree._Element, name: str) -> _File:
@@ -164,6 +168,7 @@ class _File:
             expression_language=_attr(root, "expressionLanguage"),
             lane_members=frozenset(_text(ref) for ref in _descendants(root, "flowNodeRef")),
             compensation_targets=frozenset(targets - {""}),
+            kinds={i: _kind(el) for el in root.iter(f"{{{BPMN}}}*") if (i := _id(el))},
         )
 
     def diagnostic(
@@ -914,6 +919,191 @@ def _check_script(file: _File, task: etree._Element) -> Iterator[Diagnostic]:
         )
 
 
+# --- references --------------------------------------------------------------------------
+
+# (attribute, the kinds of element it must name) on event definitions and tasks.
+_ROOT_REFERENCES = {
+    "messageRef": ("message",),
+    "errorRef": ("error",),
+    "escalationRef": ("escalation",),
+    "signalRef": ("signal",),
+}
+
+
+def _suggest(ref: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(ref, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f': did you mean "{shorten(close[0], 80)}"?' if close else ""
+
+
+def _references(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """Every id one element gives to name another must name one of the right kind: a
+    sequence flow's source and target (in the same (sub-)process), a default flow (one
+    leaving the element), a boundary event's activity, the message, error, escalation or
+    signal of an event or task. SpiffWorkflow reports a dangling one at another element,
+    or not at all. A called process may live in another file or deployment: that is
+    ``call-activity-target``, resolved at run time as in Camunda."""
+    nodes = {_id(node): node for node in scope.nodes if _id(node)}
+    where = _describe(scope.element)
+
+    def broken(el: etree._Element, attribute: str, ref: str, problem: str) -> Diagnostic:
+        return file.diagnostic(
+            el,
+            "reference",
+            Severity.ERROR,
+            f'{_describe(el)}: {attribute}="{shorten(ref, 80)}" {problem}',
+        )
+
+    for flow in scope.flows:
+        for attribute in ("sourceRef", "targetRef"):
+            ref = _attr(flow, attribute)
+            if not ref:
+                yield file.diagnostic(
+                    flow,
+                    "reference",
+                    Severity.ERROR,
+                    f"{_describe(flow)} has no {attribute}: connect both of its ends",
+                )
+            elif ref not in nodes:
+                kind = file.kinds.get(ref)
+                problem = (
+                    f"names a {kind} that is not drawn in {where}: a sequence flow "
+                    "connects elements of one (sub-)process"
+                    if kind
+                    else f"names no element{_suggest(ref, nodes)}"
+                )
+                yield broken(flow, attribute, ref, problem)
+    for node in scope.nodes:
+        kind = _kind(node)
+        default = _attr(node, "default")
+        outs = {_id(f) for f in scope.outs(node)}
+        if default and default not in outs:
+            problem = (
+                "is a sequence flow that does not leave it: the default must be one of "
+                "its outgoing flows"
+                if file.kinds.get(default) == "sequenceFlow"
+                else f"names no outgoing flow{_suggest(default, outs)}"
+            )
+            yield broken(node, "default", default, problem)
+        attached = _attr(node, "attachedToRef")
+        if (
+            kind == "boundaryEvent"
+            and attached
+            and _kind(nodes.get(attached, node)) not in (ACTIVITIES)
+        ):
+            activities = [i for i, n in nodes.items() if _kind(n) in ACTIVITIES]
+            yield broken(
+                node,
+                "attachedToRef",
+                attached,
+                f"names no activity of {where}{_suggest(attached, activities)}",
+            )
+        for holder in (node, *_children(node)):
+            for attribute, kinds in _ROOT_REFERENCES.items():
+                ref = _attr(holder, attribute)
+                if not ref or file.kinds.get(ref) in kinds:
+                    continue
+                candidates = [i for i, k in file.kinds.items() if k in kinds]
+                yield broken(
+                    node,
+                    attribute,
+                    ref,
+                    f"names no {kinds[0]} of this file{_suggest(ref, candidates)}",
+                )
+
+
+# --- exclusive-gateway-default ----------------------------------------------------------------
+
+
+def _exclusive_gateway_default(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """An exclusive gateway whose every way out has a condition and none is the default
+    fails the instance when no condition holds (``conditional-flows`` covers flows
+    without a condition)."""
+    for node in scope.nodes:
+        outs = scope.outs(node)
+        if _kind(node) != "exclusiveGateway" or not outs or _attr(node, "default"):
+            continue
+        if all(_condition(flow) is not None for flow in outs):
+            yield file.diagnostic(
+                node,
+                "exclusive-gateway-default",
+                Severity.WARNING,
+                f"{_describe(node)} has a condition on each of its {len(outs)} outgoing "
+                "flow(s) and no default flow: an instance fails there when no condition "
+                "holds; mark one flow as the default, or make sure one condition always "
+                "holds",
+            )
+
+
+# --- timer-definition -----------------------------------------------------------------------
+
+_TIMER_KINDS = ("timeDate", "timeDuration", "timeCycle")
+_TIMER_EXAMPLES = {
+    "timeDuration": "a duration such as PT24H or P2D",
+    "timeDate": "a date-time such as 2026-12-01T09:00:00Z",
+    "timeCycle": "a repeating interval such as R3/PT1H or R/PT24H",
+}
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _timer_values(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
+    """A timer value is read when the timer is armed: one that is no ISO 8601 value fails
+    the instance there (``P24H`` was read as a variable: ``NameError``). An ISO 8601
+    attempt (``P24H``, ``PT``), a quoted text or a JUEL literal that is no valid value of
+    its kind, and a bare word in a file not written in SpiffWorkflow's Python dialect
+    (Camunda reads ``tomorrow`` as text, bankflow as a variable) are errors. Expressions
+    (``${reminderDate}``, ``"PT48H"``) are left to the expression check; a cron cycle
+    warns at build."""
+    spiff_dialect = SPIFF in (scope.element.getroottree().getroot().nsmap or {}).values()
+    for node in scope.nodes:
+        for definition in _children(node, "timerEventDefinition"):
+            for value in _children(definition, *_TIMER_KINDS):
+                kind, text = _kind(value), _text(value)
+                problem = _timer_value_problem(kind, text, spiff_dialect=spiff_dialect)
+                if problem is None:
+                    continue
+                yield file.diagnostic(
+                    node,
+                    "timer-definition",
+                    Severity.ERROR,
+                    f"the {kind} of {_describe(node)} is {_quote(text)}: {problem}; write "
+                    f"{_TIMER_EXAMPLES[kind]}, or an expression such as ${{dueDate}}",
+                )
+
+
+def _timer_value_problem(kind: str, text: str, *, spiff_dialect: bool) -> str | None:
+    if not text or _is_cron(text):
+        return None  # an empty timer: the rewrite says it never fires; cron warns at build
+    literal: object = None
+    if text[:2] in ("${", "#{") and text.endswith("}"):
+        python = juel_to_python(text)
+        if python is None:
+            return None  # reported by the expression check
+        literal = _literal(python)
+    elif looks_like_iso(text):
+        literal = text
+    else:
+        literal = _literal(text)
+        if literal is None and _IDENTIFIER.match(text) and not spiff_dialect:
+            return (
+                f"bankflow would read it as a variable named {text!r} and Camunda as text, "
+                "which is no ISO 8601 value"
+            )
+    if not isinstance(literal, str):
+        return None  # an expression: its value is checked when the timer is armed
+    problem = timer_problem(kind, literal)
+    if problem is None:
+        return None
+    fixed = "PT" + literal.strip()[1:]
+    if literal.strip()[:2].upper() != "PT" and timer_problem("timeDuration", fixed) is None:
+        problem += f" (did you mean {fixed}? hours, minutes and seconds come after a T)"
+    return f"{problem}, so the timer fails when armed"
+
+
+def _is_cron(text: str) -> bool:
+    fields = text.split()
+    return 5 <= len(fields) <= 7 and all(re.match(r"^[\d*?/,LW#A-Z-]+$", f) for f in fields)
+
+
 # --- parallel-write ---------------------------------------------------------------------------
 
 
@@ -1140,6 +1330,9 @@ _RULES: tuple[_Rule, ...] = (
     _loop_without_exit,
     _loop_counts,
     _expressions,
+    _timer_values,
+    _references,
+    _exclusive_gateway_default,
     _unsupported,
     _link_events,
     _compensation,

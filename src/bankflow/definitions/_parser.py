@@ -8,6 +8,7 @@ here, so upgrading SpiffWorkflow touches one file.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,10 +107,10 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str, str]] = [
         "the multi-instance activity names both a cardinality and a collection; keep one",
     ),
     (
-        re.compile(r'No DMN Diagram available with id "([^"]*)"'),
+        re.compile(r'No DMN Diagram available with id "([^"]*)"(: did you mean "[^"]*"\?)?'),
         "decision-ref",
         'the business rule task calls decision "{0}", which is neither in this deployment '
-        "nor deployed before",
+        "nor deployed before{1}",
     ),
     (
         re.compile(r"A loopMaximum or loopCondition must be specified"),
@@ -289,8 +290,10 @@ class _BusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
             return _ServiceTaskParser.create_task(self)
         decisions: dict[str, Decision] = self.process_parser.parser.decisions
         if decision_ref not in decisions:
+            close = difflib.get_close_matches(decision_ref, sorted(decisions), n=1, cutoff=0.6)
+            hint = f': did you mean "{close[0]}"?' if close else ""
             raise ValidationException(
-                f'No DMN Diagram available with id "{decision_ref}"',
+                f'No DMN Diagram available with id "{decision_ref}"{hint}',
                 node=self.node,
                 file_name=self.filename,
             )
@@ -996,7 +999,9 @@ def _translate(exc: Exception) -> tuple[str, str]:
     for pattern, rule, message in _TRANSLATIONS:
         match = pattern.search(text)
         if match:
-            return rule, message.format(*(g.lower() for g in match.groups()))
+            # "Input"/"Output" read as words; ids (a decision's) keep their case
+            groups = (g.lower() if g in ("Input", "Output") else g or "" for g in match.groups())
+            return rule, message.format(*groups)
     if isinstance(exc, ValidationException):
         return "bpmn", text
     return "unsupported", f"bankflow cannot build this element ({type(exc).__name__}: {text})"
