@@ -36,14 +36,18 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="BPMN/DMN files or directories.")],
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI).")
+    ] = False,
 ) -> None:
-    """Check files as a deploy would, store nothing; exit 1 when any error is found."""
+    """Check files as a deploy would, store nothing; exit 1 when any error is found (with
+    --strict, any warning)."""
     with _engine() as engine:
         report = engine.definitions.validate(*paths, progress=_progress(not (quiet or as_json)))
     if as_json:
         _dump(
             {
-                "ok": report.ok,
+                "ok": report.clean if strict else report.ok,
                 "files": report.files,
                 "errors": len(report.errors),
                 "warnings": len(report.warnings),
@@ -53,13 +57,16 @@ def validate(
     else:
         for d in report.diagnostics:
             out.print(_diagnostic_line(d), markup=True)
-        verdict = "[green]ok[/green]" if report.ok else "[red]failed[/red]"
+        passed = report.clean if strict else report.ok
+        verdict = "[green]ok[/green]" if passed else "[red]failed[/red]"
         out.print(
             f"{len(report.files)} file(s): {len(report.errors)} error(s), "
             f"{len(report.warnings)} warning(s): {verdict}"
         )
     if not report.ok:
         raise typer.Exit(1)
+    if strict and report.warnings:
+        raise typer.Exit(1)  # --strict: warnings fail too
 
 
 def deploy(
