@@ -474,6 +474,7 @@ class Executor:
         # saved, so a later load does not throw them again.
         thrown = _spiff.thrown_messages(workflow)
         signals = _spiff.thrown_signals(workflow)
+        steps = _spiff.path(workflow)
         for undone in _spiff.compensations(workflow):
             events.append(
                 _event(
@@ -519,31 +520,36 @@ class Executor:
             if h.id not in existing
         ]
         removed = [task_id for task_id in existing if task_id not in ready_ids]
-        # Tasks that were waiting and are gone went first (the step took them away on its
-        # way: an interrupting event, a terminate end event), then the tasks it reached.
-        for task_id in removed:
-            if task_id not in (done or set()):
-                events.append(
-                    _event(
-                        header,
-                        "task_cancelled",
-                        now,
-                        task_id=task_id,
-                        actor=actor,
-                        element_id=existing[task_id]["element_id"],
-                    )
-                )
-        for values in inserted:
-            events.append(
-                _event(
-                    header,
-                    "task_created",
-                    now,
-                    element_id=values["element_id"],
-                    task_id=values["id"],
-                    data={"candidate_groups": values["candidate_groups"]},
-                )
+        cancelled = {
+            task_id: _event(
+                header,
+                "task_cancelled",
+                now,
+                task_id=task_id,
+                actor=actor,
+                element_id=existing[task_id]["element_id"],
             )
+            for task_id in removed
+            if task_id not in (done or set())
+        }
+        created = {
+            values["id"]: _event(
+                header,
+                "task_created",
+                now,
+                element_id=values["element_id"],
+                task_id=values["id"],
+                data={"candidate_groups": values["candidate_groups"]},
+            )
+            for values in inserted
+        }
+        path = self._path_events(header, steps, now, created)
+        # In the order the step did things. Tasks that were waiting and are gone went first
+        # (the step took them away on its way: an interrupting event, a terminate end
+        # event); the path puts each task it reached where it appeared.
+        events.extend(cancelled.values())
+        events.extend(path)
+        events.extend(created.values())
         failure_info = None
         if failure is not None:
             failure_info = FailureInfo(
@@ -621,6 +627,48 @@ class Executor:
             ended_at=values["ended_at"],
             tasks=tuple(tasks),
         )
+
+    def _path_events(
+        self,
+        header: dict[str, Any],
+        steps: Sequence[_spiff.Step],
+        now: datetime,
+        created: dict[str, dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """History events for what the step did on its way (``_spiff.Step``), in order;
+        the ``task_created`` events the path places are taken out of ``created``."""
+        events = []
+        for step in steps:
+            if step.kind == "task_ready":
+                found = created.pop(step.task_id, None)
+            else:
+                data = self._change_set(step.data) if step.kind == "data_changed" else step.data
+                found = _event(
+                    header,
+                    step.kind,
+                    now,
+                    element_id=step.element_id,
+                    task_id=step.task_id,
+                    data=data,
+                )
+            if found is not None:
+                events.append(found)
+        return events
+
+    def _change_set(self, written: dict[str, Any] | None) -> dict[str, Any]:
+        """A task's change set as history stores it: within the engine's data limits (each
+        value was checked when the task set it; together they may not fit), else the names
+        it set without their values."""
+        written = written or {"set": {}, "removed": []}
+        try:
+            values = check_data(written["set"], what="a change set", limits=self.limits)
+        except InvalidData:
+            return {
+                "set": {},
+                "removed": list(written["removed"]),
+                "omitted": sorted(written["set"]),
+            }
+        return {"set": _spiff.convert_data(values), "removed": list(written["removed"])}
 
     def _sync_waits(
         self,

@@ -41,6 +41,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import ThrowingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
     BoundaryEvent,
@@ -49,14 +50,18 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.manual_task import ManualTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.specs.mixins.script_task import ScriptTask
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import CallActivity, SubWorkflowTask
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.dmn.specs.business_rule_task_mixin import BusinessRuleTaskMixin
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.specs.Join import Join
+from SpiffWorkflow.specs.MultiChoice import MultiChoice
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import (
     ErrorEventDefinition as SpiffErrorEventDefinition,
@@ -86,6 +91,7 @@ __all__ = [
     "Runnable",
     "SandboxEnvironment",
     "ScriptEngine",
+    "Step",
     "StepError",
     "build_runnable",
     "dump_state",
@@ -356,6 +362,7 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
     _mark_interrupting_timer_starts(subprocess_specs, sources)
+    _name_flows((spec, *subprocess_specs.values()), sources)
     _arm_message_event_subprocesses(spec, subprocess_specs)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
 
@@ -623,6 +630,8 @@ def _init_task(self: Task, workflow: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _set_task_state(self: Task, value: int) -> None:
+    if value == TaskState.READY and self.task_spec.bankflow_human:
+        _note(self, "task_ready", None)  # where in the step a person's task appeared
     _task_set_state(self, value)
     if value & _ACTIVE_STATES:
         _active_index(self.workflow)[self.id] = self
@@ -654,6 +663,14 @@ CallActivity.bankflow_own_scope = True
 Join.bankflow_writes = False
 SubWorkflowTask.bankflow_writes = False
 CallActivity.bankflow_writes = True
+# What history records of a task (``path``): one attribute read per task, no isinstance.
+TaskSpec.bankflow_human = False
+TaskSpec.bankflow_records_data = False
+TaskSpec.bankflow_gateway = False
+UserTask.bankflow_human = ManualTask.bankflow_human = True
+ScriptTask.bankflow_records_data = ServiceTask.bankflow_records_data = True
+BusinessRuleTaskMixin.bankflow_records_data = True
+MultiChoice.bankflow_gateway = EventBasedGateway.bankflow_gateway = True
 
 
 def _process_wide(task: Task) -> bool:
@@ -674,13 +691,22 @@ def _inherit_data(self: Task) -> None:
 def _run_task(self: Task) -> Any:
     if _process_wide(self):
         _variables.sync(self, _evaluate_parameter)
+        if isinstance(self.task_spec, EndEvent):
+            # Before it runs: what an end event does (terminate, throw an error that fails
+            # the instance) comes after it was reached.
+            _note(self, "end_event_reached", None)
     return _task_run(self)
 
 
 def _complete_task(self: Task) -> None:
     if _process_wide(self):
-        _variables.flush(self)
-        _variables.write_outputs(self, _evaluate_parameter)
+        written = _variables.flush(self)
+        written = _variables.write_outputs(self, _evaluate_parameter, written)
+        spec = self.task_spec
+        if written is not None and spec.bankflow_records_data:
+            _note(self, "data_changed", written)
+        elif spec.bankflow_gateway and len(spec.outputs) > 1 and self.children:
+            _note(self, "gateway_taken", _taken(self))
     _task_complete(self)
 
 
@@ -1503,6 +1529,89 @@ for _signal_class in _signal_throws:
     _signal_class.throw = _throw_signal
 
 
+# -- the path on record -------------------------------------------------------------------
+
+# What a step did on its way, in the order it happened: the flows each gateway took, the end
+# events reached, what each script, decision or service wrote, and where a person's task
+# appeared or went. Noted on the top workflow in memory as it runs (a few attribute reads
+# per task, nothing copied), taken when the change is saved: the executor makes history
+# events of them in the same transaction.
+_PATH = "_bankflow_path"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a step did: ``kind`` is ``gateway_taken``, ``end_event_reached``,
+    ``data_changed`` (``data``: ``{"set": {...}, "removed": [...]}``, values as the
+    variables hold them), or where a person's task became ready (``task_ready``). Where a
+    task was cancelled is not noted: SpiffWorkflow starts an interrupting event's path
+    before it cancels the activity, the reverse of BPMN's order."""
+
+    kind: str
+    element_id: str | None
+    task_id: str
+    data: dict[str, Any] | None = None
+
+
+def _note(task: Any, kind: str, data: Any) -> None:
+    top = getattr(task.workflow, "top_workflow", None)
+    if getattr(top, "_bankflow_variables", False) is not True:
+        return
+    if isinstance(data, _variables.Written):
+        data = {"set": data.set, "removed": data.removed}
+    top.__dict__.setdefault(_PATH, []).append(
+        Step(kind, _element_of(task.task_spec), str(task.id), data)
+    )
+
+
+def _element_of(spec: Any) -> str | None:
+    """The element a task stands for (an activity with boundary events starts with a
+    split named after it)."""
+    bpmn_id = getattr(spec, "bpmn_id", None)
+    if bpmn_id is None and spec.name.endswith(_SPLIT):
+        return str(spec.name[: -len(_SPLIT)])
+    return bpmn_id
+
+
+_SPLIT = ".BoundaryEventSplit"
+
+
+def _taken(task: Any) -> dict[str, list[str | None]]:
+    """The flows a gateway's task took and the elements they lead to, in diagram order."""
+    targets = [_element_of(child.task_spec) for child in task.children]
+    flows: dict[str, str] = getattr(task.task_spec, _FLOWS, {})
+    return {"flows": [flows.get(t or "") for t in targets], "targets": targets}
+
+
+_FLOWS = "bankflow_flows"
+
+
+def _name_flows(specs: Iterable[Any], sources: Iterable[tuple[str, bytes, str]]) -> None:
+    """Give each gateway spec its outgoing sequence flows' ids by target element (SpiffWorkflow
+    connects specs without keeping the flows), so history can name the flow taken."""
+    outgoing: dict[str, dict[str, str]] = {}
+    for name, content, kind in sources:
+        if kind != "bpmn":
+            continue
+        root = parse_source(SourceFile(display=name, name=name, content=content))
+        if isinstance(root, Diagnostic):
+            continue
+        for flow in root.iter(q("sequenceFlow")):
+            source, target, flow_id = flow.get("sourceRef"), flow.get("targetRef"), flow.get("id")
+            if source and target and flow_id:
+                outgoing.setdefault(source, {}).setdefault(target, flow_id)
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if task_spec.bankflow_gateway and getattr(task_spec, "bpmn_id", None) in outgoing:
+                setattr(task_spec, _FLOWS, outgoing[task_spec.bpmn_id])
+
+
+def path(workflow: BpmnWorkflow) -> list[Step]:
+    """What the workflow did since the last call, in order (see ``Step``)."""
+    found: list[Step] = workflow.__dict__.pop(_PATH, [])
+    return found
+
+
 @dataclass(frozen=True)
 class Compensated:
     """One compensation handler that ran: ``element_id`` is the activity it undid."""
@@ -1640,7 +1749,9 @@ def service_bpmn_error(
     task.data.update(data)
     # The task is cancelled, never completed: the reported variables reach the process
     # now, so the boundary event that catches the error sees them.
-    _variables.flush(task)
+    written = _variables.flush(task)
+    if written is not None:
+        _note(task, "data_changed", written)
     with _stepping():
         _throw_bpmn_error(task, error, task.task_spec.operation_name)
     _run_engine(workflow)

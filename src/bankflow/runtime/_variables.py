@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -109,11 +110,13 @@ def declare_locals(task: Any, values: dict[str, Any]) -> None:
     own.update(_copy(values))
 
 
-def flush(task: Any) -> None:
-    """Write what ``task`` changed in its view since it was given it."""
+def flush(task: Any) -> Written | None:
+    """Write what ``task`` changed in its view since it was given it; what reached the
+    process's variables is returned (None when nothing did), so history can say what a
+    task wrote without comparing the variables again."""
     base = task.__dict__.get(_BASE)
     if base is None or not getattr(task.task_spec, "bankflow_writes", True):
-        return
+        return None
     data = task.data
     skip = _OWN | _associated(task.task_spec)
     changed = {
@@ -121,17 +124,22 @@ def flush(task: Any) -> None:
     }
     deleted = [k for k in base if k not in data and k not in skip]
     if not changed and not deleted:
-        return
+        return None
     scopes = chain(task)
     variables = store(task.workflow)
+    written = Written()
     for key, value in changed.items():
         target = next((s for s in scopes if key in s), variables)
         target[key] = _copy(value)
+        if target is variables:
+            written.set[key] = target[key]  # the stored copy: nothing copies it again
     for key in deleted:
         target = next((s for s in scopes if key in s), variables)
-        target.pop(key, None)
+        if target.pop(key, _MISSING) is not _MISSING and target is variables:
+            written.removed.append(key)
     # Written: the task writes nothing more until it is given a view again (``refresh``).
     task.__dict__.pop(_BASE, None)
+    return written if written.set or written.removed else None
 
 
 def refresh(task: Any, evaluate: Callable[[Any, str], Any] | None = None) -> None:
@@ -159,11 +167,14 @@ def sync(task: Any, evaluate: Callable[[Any, str], Any] | None = None) -> None:
     refresh(task, evaluate)
 
 
-def write_outputs(task: Any, evaluate: Callable[[Any, str], Any]) -> None:
-    """Evaluate ``task``'s output parameters in its view and write them outside it."""
+def write_outputs(
+    task: Any, evaluate: Callable[[Any, str], Any], written: Written | None = None
+) -> Written | None:
+    """Evaluate ``task``'s output parameters in its view and write them outside it; what
+    reached the process's variables is added to ``written`` (returned, or a new one)."""
     outputs = getattr(task.task_spec, "bankflow_outputs", None)
     if not outputs:
-        return
+        return written
     values = [(name, evaluate(task, expression)) for name, expression in outputs]
     own = task.internal_data.get(LOCALS)
     scopes = [s for s in chain(task) if s is not own]
@@ -171,6 +182,26 @@ def write_outputs(task: Any, evaluate: Callable[[Any, str], Any]) -> None:
     for name, value in values:
         target = next((s for s in scopes if name in s), variables)
         target[name] = _copy(value)
+        if target is variables:
+            if written is None:
+                written = Written()
+            written.set[name] = target[name]
+            if name in written.removed:
+                written.removed.remove(name)
+    return written
+
+
+@dataclass
+class Written:
+    """What one task changed in its process's variables: values set (the stored objects
+    themselves, never copied again) and names removed. Local variables are not in it:
+    they end with their activity."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+
+_MISSING = object()
 
 
 def remember(task: Any) -> None:
