@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_deploy import DMN, RULE_TASK
+from test_deploy import CALL, DMN, RULE_TASK
 from test_deploy import bpmn as deploy_bpmn
 
 from bankflow import DefinitionError, Engine, Severity
@@ -88,3 +88,16 @@ def test_a_decision_ref_typo_suggests_the_decision_of_the_deployment(
     assert (error.rule, error.element_id, error.line) == ("decision-ref", "precheck", line)
     assert 'calls decision "precheck_dnm"' in error.message
     assert error.message.endswith('did you mean "precheck_dmn"?')
+
+
+def test_a_called_element_typo_suggests_the_process_of_the_deployment(
+    engine: Engine, tmp_path: Path
+) -> None:
+    (tmp_path / "kyc.bpmn").write_text(deploy_bpmn("kyc_check", ""), encoding="utf-8")
+    text = deploy_bpmn("loan", CALL.replace('"kyc_check"', '"kyc_chek"'))
+    (tmp_path / "loan.bpmn").write_text(text, encoding="utf-8")
+    report = engine.definitions.validate(tmp_path)
+    [warning] = [d for d in report.warnings if d.rule == "call-activity-target"]
+    line = text[: text.index('id="call_kyc"')].count("\n") + 1
+    assert (warning.element_id, warning.line) == ("call_kyc", line)
+    assert warning.message.endswith('did you mean "kyc_check" (in this deployment)?')

@@ -12,6 +12,7 @@ of them runs.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,6 +368,8 @@ def _check_calls(
     for file, element_id, called in missing:
         if called in known:
             continue
+        close = difflib.get_close_matches(called, sorted(bundle.processes), n=1, cutoff=0.6)
+        hint = f'; did you mean "{close[0]}" (in this deployment)?' if close else ""
         bundle.diagnostics.append(
             Diagnostic(
                 file=file,
@@ -374,7 +377,7 @@ def _check_calls(
                 element_id=element_id,
                 rule="call-activity-target",
                 message=f'calls process "{called}", which is not deployed yet; it is looked '
-                "up when an instance reaches this step",
+                f"up when an instance reaches this step{hint}",
                 severity=Severity.WARNING,
             )
         )
