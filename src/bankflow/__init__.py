@@ -1,5 +1,8 @@
 """bankflow: a bank's standardized procedures as BPMN 2.0 processes, with state in SQL."""
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from bankflow._clock import Clock, FixedClock, SystemClock
 from bankflow._limits import Limits
 from bankflow.engine import Engine
@@ -42,6 +45,11 @@ from bankflow.models import (
     Task,
     ValidationReport,
 )
+
+try:
+    __version__ = _version("bankflow")  # the installed package's metadata, one source of truth
+except _PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AccessDenied",

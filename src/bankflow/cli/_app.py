@@ -29,6 +29,14 @@ app = typer.Typer(
 DEBUG_ENV = "BANKFLOW_DEBUG"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from bankflow import __version__
+
+        sys.stdout.write(f"bankflow {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
     db: Annotated[
@@ -38,6 +46,12 @@ def _main(
             help="Database URL (default: $BANKFLOW_DATABASE_URL or sqlite:///bankflow.db).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     if db is not None and not db.strip():  # not silently the default file
         raise typer.BadParameter("must not be empty", param_hint="--db")
