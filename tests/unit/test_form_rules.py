@@ -63,6 +63,11 @@ def test_constraints_that_parse(
         ("long", {"maxlength": "3"}, "maxlength applies to text, not a long field (use min/max)"),
         ("long", {"min": "10", "max": "5"}, "min 10 is above max 5: no value can pass"),
         (
+            "customType",
+            {"min": "5", "max": "2026-01-01"},
+            "min 5 and max 2026-01-01 are not of one kind",
+        ),
+        (
             "string",
             {"minlength": "9", "maxlength": "5"},
             "minlength 9 is above maxlength 5: no text can pass",

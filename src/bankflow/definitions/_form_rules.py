@@ -104,6 +104,12 @@ def field_rules(field: FormField) -> tuple[FieldRules, tuple[RuleProblem, ...]]:
     low, high = bounds.get("min"), bounds.get("max")
     if _above(low, high):
         problems.append(RuleProblem("max", f"min {low} is above max {high}: no value can pass"))
+    elif (
+        low is not None
+        and high is not None
+        and isinstance(low, Decimal) != isinstance(high, Decimal)
+    ):
+        problems.append(RuleProblem("max", f"min {low} and max {high} are not of one kind"))
     short, long_ = lengths.get("minlength"), lengths.get("maxlength")
     if short is not None and long_ is not None and short > long_:
         problems.append(

@@ -84,16 +84,16 @@ class _Field:
 
 
 def _limits(rules: FieldRules, value: Any) -> str | None:
-    if rules.minimum is not None or rules.maximum is not None:
-        comparable = _comparable(
-            value, rules.minimum if rules.minimum is not None else rules.maximum
-        )
+    for bound, below in ((rules.minimum, True), (rules.maximum, False)):
+        if bound is None:
+            continue
+        comparable = _comparable(value, bound)
         if comparable is None:
             return "must be a number or a date to compare with its min/max"
-        if rules.minimum is not None and comparable < rules.minimum:
-            return f"must be at least {rules.minimum}"
-        if rules.maximum is not None and comparable > rules.maximum:
-            return f"must be at most {rules.maximum}"
+        if below and comparable < bound:
+            return f"must be at least {bound}"
+        if not below and comparable > bound:
+            return f"must be at most {bound}"
     if rules.min_length is not None or rules.max_length is not None:
         if not isinstance(value, str):
             return "must be text to have a minlength/maxlength"
