@@ -241,3 +241,42 @@ def test_an_external_task_does_not_warn_that_no_handler_is_registered(tmp_path: 
         for d in bundle.diagnostics
         if d.rule == "service-handler"
     ] == [("service-handler", "Score", line_of(text, "Score"), WARNING)]
+
+
+@pytest.mark.parametrize(
+    ("small", "large"),
+    [
+        ("${amount &lt; 1000}", "${amount &gt;= 1000}"),
+        ("${approved}", "${!approved}"),
+        ("approved == True", "approved == False"),
+        ("amount &lt; 1000", "1000 &lt;= amount"),
+        ("${risk == 'red'}", "${risk != 'red'}"),
+    ],
+)
+def test_a_yes_no_decision_always_has_a_way_out_and_does_not_warn(small: str, large: str) -> None:
+    text = bpmn(
+        GATEWAY.format(default="")
+        .replace("${amount &lt; 1000}", small)
+        .replace("${amount &gt; 5000}", large)
+    )
+    assert found(text, "exclusive-gateway-default") == []
+
+
+def test_conditions_in_a_language_bankflow_does_not_read_are_left_to_that_rule() -> None:
+    text = bpmn(
+        GATEWAY.format(default="")
+        .replace("${amount &lt; 1000}", "return order.isSmall();")
+        .replace("${amount &gt; 5000}", "return order.isLarge();")
+    )
+    assert found(text, "exclusive-gateway-default") == []
+
+
+def test_a_receive_task_in_a_sub_process_is_reported_once_at_its_own_line() -> None:
+    sub = """
+    <bpmn:subProcess id="Sub" name="Wait for the customer">
+      <bpmn:receiveTask id="Docs" name="Documents" messageRef="Dcos"/>
+    </bpmn:subProcess>"""
+    text = bpmn(CLEAN + sub).replace(
+        "  <bpmn:process", '  <bpmn:message id="Docs_msg" name="docs"/>\n  <bpmn:process'
+    )
+    assert found(text, "reference") == [(ERROR, "Docs", line_of(text, "Docs"))]

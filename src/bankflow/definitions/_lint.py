@@ -943,6 +943,7 @@ def _references(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     or not at all. A called process may live in another file or deployment: that is
     ``call-activity-target``, resolved at run time as in Camunda."""
     nodes = {_id(node): node for node in scope.nodes if _id(node)}
+    activities = {i for i, n in nodes.items() if _kind(n) in ACTIVITIES}
     where = _describe(scope.element)
 
     def broken(el: etree._Element, attribute: str, ref: str, problem: str) -> Diagnostic:
@@ -985,19 +986,15 @@ def _references(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
             )
             yield broken(node, "default", default, problem)
         attached = _attr(node, "attachedToRef")
-        if (
-            kind == "boundaryEvent"
-            and attached
-            and _kind(nodes.get(attached, node)) not in (ACTIVITIES)
-        ):
-            activities = [i for i, n in nodes.items() if _kind(n) in ACTIVITIES]
+        if kind == "boundaryEvent" and attached and attached not in activities:
             yield broken(
                 node,
                 "attachedToRef",
                 attached,
                 f"names no activity of {where}{_suggest(attached, activities)}",
             )
-        for holder in (node, *_children(node)):
+        definitions = [c for c in _children(node) if _kind(c).endswith("EventDefinition")]
+        for holder in (node, *definitions):
             for attribute, kinds in _ROOT_REFERENCES.items():
                 ref = _attr(holder, attribute)
                 if not ref or file.kinds.get(ref) in kinds:
@@ -1017,12 +1014,18 @@ def _references(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
 def _exclusive_gateway_default(file: _File, scope: _Scope) -> Iterator[Diagnostic]:
     """An exclusive gateway whose every way out has a condition and none is the default
     fails the instance when no condition holds (``conditional-flows`` covers flows
-    without a condition)."""
+    without a condition). Quiet when two conditions negate each other (a yes/no decision
+    always has its way out) and when a condition is in a language bankflow does not read
+    (``expression-language`` and ``expression-parse`` say so)."""
     for node in scope.nodes:
         outs = scope.outs(node)
         if _kind(node) != "exclusiveGateway" or not outs or _attr(node, "default"):
             continue
-        if all(_condition(flow) is not None for flow in outs):
+        conditions = [_condition(flow) for flow in outs]
+        if None in conditions:
+            continue  # a flow without condition: conditional-flows
+        forms = [_negation_form(c) for c in conditions if c is not None]
+        if None not in forms and not _one_always_holds(forms):
             yield file.diagnostic(
                 node,
                 "exclusive-gateway-default",
@@ -1032,6 +1035,71 @@ def _exclusive_gateway_default(file: _File, scope: _Scope) -> Iterator[Diagnosti
                 "holds; mark one flow as the default, or make sure one condition always "
                 "holds",
             )
+
+
+_COMPLEMENTS = {
+    ast.Lt: ast.GtE,
+    ast.GtE: ast.Lt,
+    ast.Gt: ast.LtE,
+    ast.LtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+_MIRRORED = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+
+
+def _one_always_holds(parsed: list[tuple[str, str] | None]) -> bool:
+    """Whether two of the conditions (``_negation_form``) are each other's negation
+    (``${approved}`` and ``${!approved}``, ``amount < 1000`` and ``amount >= 1000``), so
+    one of them always holds: the usual way to draw a yes/no decision, which needs no
+    default."""
+    forms = [p for p in parsed if p is not None]
+    return any(a[1] == b[0] or a[0] == b[1] for i, a in enumerate(forms) for b in forms[i + 1 :])
+
+
+def _negation_form(condition: str) -> tuple[str, str] | None:
+    """(the condition, its negation) in one canonical form each (a dump of the Python
+    AST); None when it does not parse."""
+    text = condition.strip()
+    if text[:2] in ("${", "#{"):
+        text = juel_to_python(text) or ""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if isinstance(tree, ast.UnaryOp) and isinstance(tree.op, ast.Not):
+        return _canonical(tree), _canonical(tree.operand)
+    if isinstance(tree, ast.Compare) and len(tree.ops) == 1:
+        op, left, right = type(tree.ops[0]), tree.left, tree.comparators[0]
+        boolean = isinstance(right, ast.Constant) and isinstance(right.value, bool)
+        if boolean and op in (ast.Eq, ast.NotEq):  # x == True, x != False: x; else not x
+            positive = getattr(right, "value", None) == (op is ast.Eq)
+            negated = ast.UnaryOp(ast.Not(), left)
+            kept, other = (left, negated) if positive else (negated, left)
+            return _canonical(kept), _canonical(other)
+        if op in _COMPLEMENTS:
+            other = ast.Compare(left=left, ops=[_COMPLEMENTS[op]()], comparators=[right])
+            return _canonical(tree), _canonical(other)
+    return _canonical(tree), _canonical(ast.UnaryOp(ast.Not(), tree))
+
+
+def _is_not(tree: ast.expr | None) -> bool:
+    return isinstance(tree, ast.UnaryOp) and isinstance(tree.op, ast.Not)
+
+
+def _canonical(tree: ast.expr) -> str:
+    """``b > a`` and ``a < b`` (and ``b == a``, ``a == b``) read the same."""
+    inner = tree.operand if isinstance(tree, ast.UnaryOp) else None
+    if isinstance(tree, ast.UnaryOp) and isinstance(tree.op, ast.Not) and _is_not(inner):
+        return _canonical(inner.operand)  # type: ignore[union-attr]
+    if isinstance(tree, ast.Compare) and len(tree.ops) == 1:
+        op, left, right = type(tree.ops[0]), tree.left, tree.comparators[0]
+        if ast.dump(left) > ast.dump(right) and (op in _MIRRORED or op in (ast.Eq, ast.NotEq)):
+            op, left, right = _MIRRORED.get(op, op), right, left
+        return ast.dump(ast.Compare(left=left, ops=[op()], comparators=[right]))
+    return ast.dump(tree)
 
 
 # --- timer-definition -----------------------------------------------------------------------
