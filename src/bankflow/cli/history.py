@@ -25,5 +25,9 @@ def history(
         )
     if as_json:
         _dump(events)
+    elif instance_id is not None:
+        from bankflow.cli._trail import trail  # the path's events read as words
+
+        out.print(trail(events))
     else:
         out.print(_history_table(events))
