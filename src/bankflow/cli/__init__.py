@@ -1,7 +1,9 @@
-"""``bankflow``: the command line. Every listing has ``--json``; every error is one line
-on stderr naming what is wrong, with no traceback: exit 2 for a usage error (an unknown
-option, a value out of range, data that is not a JSON object), exit 1 for what the engine
-refused, and exit 1 with "internal error" for a bug (``BANKFLOW_DEBUG=1`` shows it).
+"""``bankflow``: the command line. Every command has ``--json``; every error is one line
+on stderr naming what is wrong, with no traceback (under ``--json``, one JSON object
+``{"error": {"type", "message", ...}}``): exit 2 for a usage error (an unknown option, a
+value out of range, data that is not a JSON object), exit 1 for what the engine refused,
+and exit 1 with "internal error" for a bug (``BANKFLOW_DEBUG=1`` shows it). docs/cli.md
+holds the table scripts rely on.
 
 One module per noun (``definitions``, ``instances``, ``tasks``, ``history``, ``jobs``,
 ``messages``, ``external``, ``db``) holds its commands; ``_common`` what they share;

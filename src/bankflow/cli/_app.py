@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from bankflow.cli import definitions, history, instances, jobs, messages, signals, tasks
-from bankflow.cli._common import _is_text, _state, err
+from bankflow.cli._common import _is_text, _json_text, _Refused, _state, err
 from bankflow.cli.db import db_app
 from bankflow.cli.external import external_app
 from bankflow.errors import BankflowError, DefinitionError
@@ -109,6 +109,26 @@ def _error(message: str) -> None:
     err.print(f"[red]error:[/red] {escape(_one_line(message))}", markup=True, emoji=False)
 
 
+def _json_error(type_: str, message: str, **extra: Any) -> None:
+    """Under ``--json``: the error as one JSON object on one line of stderr."""
+    body = {"type": type_, "message": message, **extra}
+    sys.stderr.write(_json_text({"error": body}, indent=None) + "\n")
+    sys.stderr.flush()
+
+
+def _details(exc: BaseException) -> dict[str, Any]:
+    """The public attributes an exception carries (``NotFound``'s ``kind`` and ``key``,
+    ``InvalidData``'s ``errors``...), for the JSON error object."""
+    return {k: v for k, v in vars(exc).items() if not k.startswith("_") and k != "args"}
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """``--json`` among the options (before a ``--``): known before click parses anything,
+    so even an unknown option or a missing argument is reported as JSON."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
 def _usage_message(exc: Exception) -> str:
     """click's message for a usage error, naming the option without click's quotes."""
     param = getattr(exc, "param", None)
@@ -151,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 for a usage error, 1 for a ``BankflowError``, 1 and "internal error" for anything
     else (a bug: ``BANKFLOW_DEBUG=1`` lets its traceback through)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _state.json = as_json = _wants_json(args)
     try:
         command = typer.main.get_command(app)
         _refuse_bad_text(command)
@@ -158,24 +179,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except _UsageError as exc:
-        if type(exc).__name__ != "NoArgsIsHelpError":  # the help text is already out
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help text is already out
+            pass
+        elif as_json:
+            param = getattr(exc, "param", None)
+            option = getattr(exc, "option_name", None) or getattr(exc, "param_hint", None)
+            if param is not None:
+                option = (getattr(param, "opts", None) or [param.name])[0]
+            option = option if isinstance(option, str) else None
+            _json_error("usage", _one_line(_usage_message(exc)), option=option)
+        else:
             _error(_usage_message(exc))
         return int(getattr(exc, "exit_code", 2))
+    except _Refused as exc:
+        if as_json:
+            _json_error(exc.type, str(exc), **exc.extra)
+        elif not exc.shown:
+            _error(str(exc))
+        return 1
     except DefinitionError as exc:  # the first line, then one line per diagnostic
-        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, emoji=False)
+        if as_json:
+            _json_error(type(exc).__name__, str(exc).splitlines()[0], **_details(exc))
+        else:
+            err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, emoji=False)
         return 1
     except BankflowError as exc:
-        _error(str(exc))
+        if as_json:
+            _json_error(type(exc).__name__, str(exc), **_details(exc))
+        else:
+            _error(str(exc))
         return 1
     except KeyboardInterrupt:
-        err.print("aborted")
+        if as_json:
+            _json_error("aborted", "aborted")
+        else:
+            err.print("aborted")
         return 130
     except typer.Abort:
-        err.print("aborted")
+        if as_json:
+            _json_error("aborted", "aborted")
+        else:
+            err.print("aborted")
         return 1
     except Exception as exc:
         if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
             raise
+        if as_json:
+            _json_error(
+                "internal",
+                f"internal error: {type(exc).__name__}: {exc} — please report this "
+                f"({DEBUG_ENV}=1 shows the traceback)",
+                exception=type(exc).__name__,
+            )
+            return 1
         _error(
             f"internal error: {type(exc).__name__}: {exc} — please report this "
             f"({DEBUG_ENV}=1 shows the traceback)"

@@ -37,6 +37,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 class _State:
     db_url: str | None = None
+    json: bool = False  # --json given: errors are one JSON object on stderr
 
 
 _state = _State()
@@ -144,19 +145,97 @@ def _engine(*, migrate: bool | None = None, clock: Clock | None = None) -> Itera
         engine.close()
 
 
-def _dump(data: Any) -> None:
-    def default(value: Any) -> Any:
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json")
+class _Refused(Exception):
+    """A refusal the CLI itself makes (``retry`` leaving its instance failed, ``validate``
+    finding errors): exit 1, and under ``--json`` one error object of ``type`` with
+    ``extra`` on stderr. ``shown`` is False where the text output already said it."""
+
+    def __init__(self, type_: str, message: str, *, shown: bool = False, **extra: Any) -> None:
+        super().__init__(message)
+        self.type = type_
+        self.extra = extra
+        self.shown = shown
+
+
+# -- JSON output -------------------------------------------------------------------------
+# Money is Decimal: it is written as a JSON number with exactly its digits (8000.10 stays
+# 8000.10), never a string ("8000.10") nor a float (8000.1). Everything else is written
+# as pydantic writes it in JSON mode (datetimes as ISO 8601 with "Z", enums as values).
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as dicts, lists, str, int, float, bool, None and Decimal."""
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(mode="python"))
+    if isinstance(value, dict):
+        return {str(_plain(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | bool | int | float | Decimal):
+        return value
+    from pydantic_core import to_jsonable_python
+
+    try:
+        return to_jsonable_python(value)
+    except Exception:  # no JSON form pydantic knows of
         return str(value)
 
-    sys.stdout.write(json.dumps(data, default=default, indent=2) + "\n")
+
+def _number(value: Decimal) -> str:
+    if value.is_finite():
+        return str(value)  # "8000.10", "1E+2", "-0": all JSON numbers
+    return json.dumps(str(value))  # NaN and infinities have no JSON number: a string
+
+
+def _json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON text, Decimals as numbers with their exact digits."""
+
+    def write(value: Any, depth: int) -> str:
+        if isinstance(value, Decimal):
+            return _number(value)
+        if isinstance(value, dict) and value:
+            items = [f"{json.dumps(k)}: {write(v, depth + 1)}" for k, v in value.items()]
+        elif isinstance(value, list) and value:
+            items = [write(v, depth + 1) for v in value]
+        else:
+            return json.dumps(value)
+        opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        if indent is None:
+            return opening + ", ".join(items) + closing
+        inner = "\n" + " " * (indent * (depth + 1))
+        return opening + inner + ("," + inner).join(items) + "\n" + " " * indent * depth + closing
+
+    return write(_plain(data), 0)
+
+
+def _known_instance(engine: Engine, instance_id: str | None) -> None:
+    """A filter or argument naming an instance that does not exist is refused (exit 1),
+    not answered with an empty list: it is most likely a typo."""
+    if instance_id is not None:
+        engine.instances.get(instance_id)  # NotFound
+
+
+def _known_process(engine: Engine, process_key: str | None) -> None:
+    """A ``--process`` filter naming no deployed process is refused, as an unknown id is."""
+    if process_key is not None:
+        engine.definitions.get(process_key)  # NotFound
+
+
+def _dump(data: Any) -> None:
+    sys.stdout.write(_json_text(data) + "\n")
+
+
+# Ids are copied from a table into the next command: a column of them never wraps.
+_ID_COLUMNS = frozenset({"task", "instance", "job", "incident"})
 
 
 def _table(*columns: str) -> Table:
     table = Table()
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in _ID_COLUMNS:
+            table.add_column(column, no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(column, overflow="fold")
     return table
 
 
@@ -263,6 +342,27 @@ def _parse_data(value: str | None, option: str = "--data") -> dict[str, Any] | N
 
 
 DataOption = Annotated[str | None, typer.Option("--data", help="Task data as JSON, or @file.json.")]
+GroupOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group",
+        "--groups",
+        help="A group of the acting user: repeatable and comma-separated "
+        "(--group a,b is --group a --group b).",
+    ),
+]
+
+
+def _groups(values: Sequence[str] | None) -> list[str]:
+    """``--group a,b --group c`` as ``["a", "b", "c"]``, without blanks or repeats."""
+    found: list[str] = []
+    for value in values or ():
+        for group in value.split(","):
+            if group.strip() and group.strip() not in found:
+                found.append(group.strip())
+    return found
+
+
 ActorOption = Annotated[str | None, typer.Option("--user", callback=_name, help="Who acts.")]
 
 
@@ -297,6 +397,10 @@ def _print_instance(instance: Instance) -> None:
         out.print(_task_table(instance.tasks))
 
 
+def _sorted(data: dict[str, Any]) -> dict[str, Any]:
+    return dict(sorted(data.items()))
+
+
 def _history_table(events: Sequence[Event]) -> Table:
     table = _table("at", "event", "element", "actor", "data")
     for e in events:
@@ -305,6 +409,6 @@ def _history_table(events: Sequence[Event]) -> Table:
             e.type,
             e.element_id or "",
             e.actor or "",
-            "" if e.data is None else json.dumps(e.data, default=str, sort_keys=True),
+            "" if e.data is None else _json_text(_sorted(e.data), indent=None),
         )
     return table

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from bankflow.cli._common import JsonOption, _dump, _engine, _name, _parse_data, _table, err, out
+from bankflow.cli._common import (
+    JsonOption,
+    _dump,
+    _engine,
+    _known_process,
+    _name,
+    _parse_data,
+    _Refused,
+    _table,
+    err,
+    out,
+)
 from bankflow.errors import DefinitionError
 from bankflow.models import Diagnostic, Severity
 
@@ -64,7 +75,8 @@ def validate(
             f"{len(report.warnings)} warning(s): {verdict}"
         )
     if not report.ok:
-        raise typer.Exit(1)
+        summary = f"{len(report.errors)} error(s) in {len(report.files)} file(s)"
+        raise _Refused("DefinitionError", summary, shown=True)
     if strict and report.warnings:
         raise typer.Exit(1)  # --strict: warnings fail too
 
@@ -95,7 +107,12 @@ def deploy(
             else:
                 _print_diagnostics(exc.diagnostics)
                 err.print(f"[red]error:[/red] {escape(str(exc).splitlines()[0])}")
-            raise typer.Exit(1) from None
+            raise _Refused(
+                "DefinitionError",
+                str(exc).splitlines()[0],
+                shown=True,
+                diagnostics=exc.diagnostics,
+            ) from None
     if as_json:
         _dump({"ok": True, **result.model_dump(mode="json")})
         return
@@ -125,6 +142,7 @@ def definitions(
 ) -> None:
     """List deployed process definitions."""
     with _engine() as engine:
+        _known_process(engine, key)
         found = engine.definitions.list(key=key, latest_only=latest)
     if as_json:
         _dump([p.model_dump(mode="json") for p in found])

@@ -69,13 +69,18 @@ def external_fetch(
 
 
 @external_app.command("complete")
-def external_complete(task_id: str, worker_id: WorkerIdOption, data: DataOption = None) -> None:
+def external_complete(
+    task_id: str, worker_id: WorkerIdOption, data: DataOption = None, as_json: JsonOption = False
+) -> None:
     """Report an external task done, with --data as its result."""
     with _engine() as engine:
         instance = engine.external.complete(
             task_id, worker_id=worker_id, variables=_parse_data(data)
         )
-    _print_instance(instance)
+    if as_json:
+        _dump(instance)
+    else:
+        _print_instance(instance)
 
 
 @external_app.command("fail")
@@ -92,6 +97,7 @@ def external_fail(
     retry_seconds: Annotated[
         float, typer.Option("--retry-seconds", callback=_seconds(allow_zero=True))
     ] = 0.0,
+    as_json: JsonOption = False,
 ) -> None:
     """Report a failed attempt: tried again after --retry-seconds, or an incident."""
     with _engine() as engine:
@@ -102,7 +108,10 @@ def external_fail(
             retries=retries,
             retry_timeout=retry_seconds,
         )
-    out.print(f"external task {task_id}: {result}")
+    if as_json:
+        _dump({"task_id": task_id, "result": result})
+    else:
+        out.print(f"external task {task_id}: {result}")
 
 
 @external_app.command("bpmn-error")
@@ -112,6 +121,7 @@ def external_bpmn_error(
     code: Annotated[str, typer.Option("--code", help="The BPMN error code.")],
     message: Annotated[str | None, typer.Option("--message")] = None,
     data: DataOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Report a business error, taken by the error boundary event with that code."""
     with _engine() as engine:
@@ -122,7 +132,10 @@ def external_bpmn_error(
             error_message=message,
             variables=_parse_data(data),
         )
-    _print_instance(instance)
+    if as_json:
+        _dump(instance)
+    else:
+        _print_instance(instance)
 
 
 @external_app.command("extend")
@@ -135,8 +148,12 @@ def external_extend(
             "--seconds", callback=_seconds(allow_zero=False), help="New lock duration from now."
         ),
     ],
+    as_json: JsonOption = False,
 ) -> None:
     """Keep an external task locked for longer."""
     with _engine() as engine:
         until = engine.external.extend_lock(task_id, worker_id=worker_id, new_duration=seconds)
-    out.print(f"external task {task_id} locked until {until.isoformat()}")
+    if as_json:
+        _dump({"task_id": task_id, "locked_until": until})
+    else:
+        out.print(f"external task {task_id} locked until {until.isoformat()}")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bankflow.cli._common import JsonOption, _dump, _engine, _history_table, out
+from bankflow.cli._common import JsonOption, _dump, _engine, _history_table, _known_instance, out
 
 
 def history(
@@ -18,6 +18,7 @@ def history(
     if (instance_id is None) == (actor is None):
         raise typer.BadParameter("give an INSTANCE_ID or --actor")
     with _engine() as engine:
+        _known_instance(engine, instance_id)  # an unknown id is refused, not an empty trail
         events = (
             engine.history.for_instance(instance_id)
             if instance_id is not None

@@ -17,6 +17,7 @@ from bankflow.cli._common import (
     _dump,
     _engine,
     _history_table,
+    _known_process,
     _name,
     _parse_data,
     _print_instance,
@@ -81,6 +82,7 @@ def instances(
 ) -> None:
     """Instances, newest first."""
     with _engine() as engine:
+        _known_process(engine, process)
         found = engine.instances.list(
             process_key=process,
             status=status,
@@ -108,8 +110,12 @@ def cancel(
     instance_id: str,
     user: ActorOption = None,
     reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Cancel a running or failed instance."""
     with _engine() as engine:
         instance = engine.instances.cancel(instance_id, user=user, reason=reason)
-    _print_instance(instance)
+    if as_json:
+        _dump(instance)
+    else:
+        _print_instance(instance)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,14 @@ from bankflow.cli._common import (
     LimitOption,
     _dump,
     _engine,
+    _json_text,
+    _known_instance,
+    _known_process,
     _name,
     _one_of,
     _parse_data,
     _print_instance,
+    _Refused,
     _seconds,
     _table,
     _whole,
@@ -29,7 +32,7 @@ from bankflow.cli._common import (
     out,
 )
 from bankflow.jobs._worker import DEFAULT_GRACE
-from bankflow.models import JobOutcome
+from bankflow.models import InstanceStatus, JobOutcome
 
 MAX_BATCH = 1_000
 MAX_POLL_SECONDS = 3_600.0
@@ -41,15 +44,33 @@ def retry(
     incident_id: Annotated[str, typer.Argument(help="A failed instance's id or an incident id.")],
     data: DataOption = None,
     user: ActorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Resolve an incident: run a failed instance's step again (with --data merged in as
-    the fix; a job out of retries gets a fresh set), or send a stuck message again."""
+    the fix; a job out of retries gets a fresh set), or send a stuck message again.
+    Exit 1 when the instance failed again."""
     with _engine() as engine:
         incident = engine.incidents.retry(incident_id, data=_parse_data(data), user=user)
-        if incident.instance_id is not None and incident.kind != "message":
-            _print_instance(engine.instances.get(incident.instance_id))
-        else:
-            out.print(f"message job {incident.job_id} will be sent again")
+        if incident.instance_id is None or incident.kind == "message":
+            if as_json:
+                _dump({"incident": incident, "instance": None})
+            else:
+                out.print(f"message job {incident.job_id} will be sent again")
+            return
+        instance = engine.instances.get(incident.instance_id)
+    if as_json:
+        _dump({"incident": incident, "instance": instance})
+    else:
+        _print_instance(instance)
+    if instance.status == InstanceStatus.FAILED:
+        failure = instance.failure
+        where = "" if failure is None else f" at {failure.element_id}: {failure.message.strip()}"
+        raise _Refused(
+            "InvalidState",
+            f"instance {instance.id} failed again{where}",
+            instance_id=instance.id,
+            failure=failure,
+        )
 
 
 def _when(value: str | None) -> datetime | None:
@@ -156,7 +177,7 @@ def worker(
 
         def report(outcome: JobOutcome) -> None:
             if as_json:
-                sys.stdout.write(json.dumps(outcome.model_dump(mode="json")) + "\n")
+                sys.stdout.write(_json_text(outcome, indent=None) + "\n")
                 sys.stdout.flush()
             else:
                 out.print(escape(_outcome_line(outcome)))
@@ -205,6 +226,7 @@ def jobs(
 ) -> None:
     """Jobs by due time: timers, service calls, messages, timer starts."""
     with _engine() as engine:
+        _known_instance(engine, instance)
         found = engine.jobs.list(kind=kind, status=status, instance_id=instance, limit=limit)
     if as_json:
         _dump(found)
@@ -234,6 +256,7 @@ def incidents(
 ) -> None:
     """What stopped and needs a person; `bankflow retry ID` resolves one after the fix."""
     with _engine() as engine:
+        _known_process(engine, process)
         found = engine.incidents.list(process_key=process, limit=limit)
     if as_json:
         _dump(found)

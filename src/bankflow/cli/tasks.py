@@ -8,11 +8,15 @@ import typer
 
 from bankflow.cli._common import (
     DataOption,
+    GroupOption,
     JsonOption,
     LimitOption,
     OffsetOption,
     _dump,
     _engine,
+    _groups,
+    _known_instance,
+    _known_process,
     _name,
     _parse_data,
     _print_instance,
@@ -22,17 +26,10 @@ from bankflow.cli._common import (
 from bankflow.models import Task
 
 UserOption = Annotated[str, typer.Option("--user", callback=_name, help="The acting user's id.")]
-GroupsOption = Annotated[
-    str | None, typer.Option("--groups", help="The acting user's groups, comma-separated.")
-]
-
-
-def _groups(value: str | None) -> list[str]:
-    return [g.strip() for g in (value or "").split(",") if g.strip()]
 
 
 def tasks(
-    group: Annotated[list[str] | None, typer.Option("--group", help="Candidate group.")] = None,
+    group: GroupOption = None,
     user: Annotated[str | None, typer.Option("--user", help="Candidate user.")] = None,
     assignee: Annotated[str | None, typer.Option("--assignee")] = None,
     unassigned: Annotated[bool, typer.Option("--unassigned")] = False,
@@ -45,8 +42,10 @@ def tasks(
 ) -> None:
     """Waiting human tasks, oldest first."""
     with _engine() as engine:
+        _known_process(engine, process)
+        _known_instance(engine, instance)
         found = engine.tasks.query(
-            groups=group or (),
+            groups=_groups(group),
             candidate_user=user,
             assignee=assignee,
             unassigned=unassigned,
@@ -70,7 +69,7 @@ def _report_task(task: Task, as_json: bool, message: str) -> None:
 
 
 def claim(
-    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+    task_id: str, user: UserOption, groups: GroupOption = None, as_json: JsonOption = False
 ) -> None:
     """Take a task: it becomes yours until you complete or unclaim it."""
     with _engine() as engine:
@@ -79,7 +78,7 @@ def claim(
 
 
 def unclaim(
-    task_id: str, user: UserOption, groups: GroupsOption = None, as_json: JsonOption = False
+    task_id: str, user: UserOption, groups: GroupOption = None, as_json: JsonOption = False
 ) -> None:
     """Give a claimed task back to its candidates."""
     with _engine() as engine:
@@ -91,7 +90,7 @@ def delegate(
     task_id: str,
     user: UserOption,
     to: Annotated[str, typer.Option("--to", callback=_name, help="The user who takes over.")],
-    groups: GroupsOption = None,
+    groups: GroupOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hand a task to another user."""
@@ -103,7 +102,7 @@ def delegate(
 def complete(
     task_id: str,
     user: UserOption,
-    groups: GroupsOption = None,
+    groups: GroupOption = None,
     data: DataOption = None,
     as_json: JsonOption = False,
 ) -> None:
