@@ -111,8 +111,12 @@ def test_script_tasks_run_in_flow_order_and_none_elements_pass_through(
     )
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "first"),
+        ("data_changed", "second"),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("data_changed", "third"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -187,9 +191,12 @@ def test_a_manual_task_waits_in_the_inbox_like_a_user_task(steps: Steps) -> None
     assert (done.status, done.data) == (InstanceStatus.COMPLETED, {"trace": ["before", "after"]})
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "sign"),
         ("task_claimed", "sign"),
         ("task_completed", "sign"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -225,6 +232,7 @@ def test_a_process_without_start_event_starts_at_every_element_without_incoming_
         ("instance_started", None),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -278,7 +286,13 @@ def test_a_call_activity_runs_the_called_process_between_its_neighbours(steps: S
     )
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
+        ("data_changed", "child_first"),
         ("message_received", "wait"),
+        ("data_changed", "child_last"),
+        ("end_event_reached", "end"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -328,6 +342,8 @@ def test_an_error_thrown_in_a_called_process_takes_the_error_boundary_of_the_cal
     assert steps.history(instance_id) == [
         ("instance_started", None),
         ("timer_fired", "wait"),
+        ("end_event_reached", "reject"),
+        ("end_event_reached", "handled"),
         ("instance_completed", None),
     ]
 
@@ -415,10 +431,15 @@ def test_an_interrupting_escalation_event_sub_process_cancels_the_rest_of_its_sc
     assert steps.ran == (["a", "handle", "normal"] if nested else ["a", "handle"])
     events = steps.history(instance_id)
     assert sorted(events[1:3]) == [("task_created", "prepare"), ("task_created", "work")]
+    # The escalation end event is reached, the work it interrupts is cancelled, then the
+    # event sub-process ends (and the process, when the scope was a sub-process).
     assert [events[0], *events[3:]] == [
         ("instance_started", None),
         ("task_completed", "prepare"),
+        ("end_event_reached", "raise"),
         ("task_cancelled", "work"),
+        ("end_event_reached", "handled"),
+        *([("end_event_reached", "end")] if nested else []),
         ("instance_completed", None),
     ]
 
@@ -454,6 +475,16 @@ def transaction(key: str) -> str:
     )
 
 
+# The path after the transaction's gateway: its cancel end event and the cancel boundary
+# path, or its normal end and the way on.
+UNDONE = [
+    ("end_event_reached", "cancelled"),
+    ("data_changed", "undo"),
+    ("end_event_reached", "undone"),
+]
+BOOKED = [("end_event_reached", "booked"), ("data_changed", "after"), ("end_event_reached", "end")]
+
+
 @pytest.mark.parametrize(
     ("cancel", "trace"),
     [(True, ["before", "undo"]), (False, ["before", "after"])],
@@ -473,8 +504,11 @@ def test_a_cancel_end_event_in_a_transaction_takes_the_cancel_boundary_path(
     assert steps.ran == ["inside"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "confirm"),
         ("task_completed", "confirm"),
+        ("gateway_taken", "decide"),
+        *(UNDONE if cancel else BOOKED),
         ("instance_completed", None),
     ]
 
@@ -509,10 +543,14 @@ def test_a_terminate_end_event_ends_the_whole_instance(steps: Steps) -> None:
     assert done.data["trace"] == ["before", "stopping"]
     assert steps.ran == []  # the other branch went no further
     events = steps.history(instance_id)
-    assert sorted(events[1:3]) == [("task_created", "stop"), ("task_created", "work")]
-    assert [events[0], *events[3:]] == [
+    assert sorted(events[2:4]) == [("task_created", "stop"), ("task_created", "work")]
+    # The terminate end event is reached, then the waiting work goes.
+    assert [*events[:2], *events[4:]] == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_completed", "stop"),
+        ("data_changed", "stopping"),
+        ("end_event_reached", "kill"),
         ("task_cancelled", "work"),
         ("instance_completed", None),
     ]
@@ -565,15 +603,19 @@ def test_a_terminate_end_event_in_a_sub_process_ends_only_the_sub_process(steps:
     assert done.status == InstanceStatus.COMPLETED
     assert steps.ran == ["b"]
     events = steps.history(instance_id)
-    assert sorted(events[1:3]) == [("task_created", "stop"), ("task_created", "work")]
-    # "work" went with the sub-process before "after" was reached (history listed them the
-    # other way round until 033345d).
-    assert [events[0], *events[3:]] == [
+    assert sorted(events[2:4]) == [("task_created", "stop"), ("task_created", "work")]
+    # "work" went with the sub-process when its terminate end event was reached, before
+    # "after" was reached (history listed them the other way round until 033345d).
+    assert [*events[:2], *events[4:]] == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_completed", "stop"),
+        ("data_changed", "stopping"),
+        ("end_event_reached", "kill"),
         ("task_cancelled", "work"),
         ("task_created", "after"),
         ("task_completed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -633,9 +675,12 @@ def test_an_interrupting_timer_on_a_sub_process_cancels_it_when_due(steps: Steps
     assert steps.ran == ["inside"]  # inside_after never ran
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "work"),
         ("timer_fired", "late"),
         ("task_cancelled", "work"),
+        ("data_changed", "escalate"),
+        ("end_event_reached", "escalated"),
         ("instance_completed", None),
     ]
 
@@ -655,8 +700,12 @@ def test_a_sub_process_done_in_time_leaves_by_its_normal_way_and_drops_the_timer
         assert engine.jobs.run_due(now=T0 + timedelta(days=3)).outcomes == ()
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "work"),
         ("task_completed", "work"),
+        ("end_event_reached", "sub_end"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -699,8 +748,11 @@ def test_a_message_start_event_starts_the_process_and_runs_on(steps: Steps) -> N
     assert steps.history(instance.id) == [
         ("instance_started", None),
         ("message_received", "received"),
+        ("data_changed", "check"),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
     with steps.engine() as engine:
@@ -745,8 +797,11 @@ def test_a_message_thrown_by_another_instance_starts_the_process(steps: Steps) -
     assert steps.history(receiver.id) == [
         ("instance_started", None),
         ("message_received", "received"),
+        ("data_changed", "check"),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -788,6 +843,8 @@ def test_a_signal_thrown_in_the_instance_reaches_its_intermediate_catch_event(
         ("instance_started", None),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("end_event_reached", "told"),
+        ("end_event_reached", "heard"),
         ("instance_completed", None),
     ]
 
@@ -833,6 +890,8 @@ def test_a_signal_thrown_in_the_instance_reaches_a_signal_boundary_event(
             ("instance_started", None),
             ("task_completed", "review"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "told"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
         return
@@ -845,7 +904,10 @@ def test_a_signal_thrown_in_the_instance_reaches_a_signal_boundary_event(
     assert steps.ran[3:] == ["normal"]
     assert steps.history(instance_id)[3:] == [
         ("task_completed", "review"),
+        ("end_event_reached", "told"),
+        ("end_event_reached", "handled"),
         ("task_completed", "work"),
+        ("end_event_reached", "worked"),
         ("instance_completed", None),
     ]
 
@@ -950,7 +1012,13 @@ def test_an_async_service_task_runs_as_a_job_in_flow_order(steps: Steps, outcome
         assert done.data == {"trace": ["before", "handle"]}
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("service_completed" if outcome == "completed" else "service_bpmn_error", "debit"),
+        *(
+            [("data_changed", "debit"), ("data_changed", "after"), ("end_event_reached", "end")]
+            if outcome == "completed"
+            else [("data_changed", "handle"), ("end_event_reached", "handled")]
+        ),
         ("instance_completed", None),
     ]
 
@@ -977,7 +1045,13 @@ def test_an_external_task_runs_between_its_neighbours(steps: Steps, outcome: str
         assert done.data == {"trace": ["before", "handle"]}
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("service_completed" if outcome == "completed" else "service_bpmn_error", "debit"),
+        *(
+            [("data_changed", "debit"), ("data_changed", "after"), ("end_event_reached", "end")]
+            if outcome == "completed"
+            else [("data_changed", "handle"), ("end_event_reached", "handled")]
+        ),
         ("instance_completed", None),
     ]
     with steps.engine() as engine:
@@ -1029,6 +1103,7 @@ def test_an_interrupting_signal_event_sub_process_cancels_the_rest_of_the_proces
         ("instance_started", None),
         ("task_completed", "review"),
         ("task_cancelled", "work"),
+        ("end_event_reached", "handled"),
         ("instance_completed", None),
     ]
 
@@ -1048,7 +1123,10 @@ def test_a_non_interrupting_signal_event_sub_process_runs_beside_the_work(steps:
     assert steps.ran[3:] == ["normal"]
     assert steps.history(instance_id)[3:] == [
         ("task_completed", "review"),
+        ("end_event_reached", "handled"),
+        ("end_event_reached", "told"),
         ("task_completed", "work"),
+        ("end_event_reached", "worked"),
         ("instance_completed", None),
     ]
 
@@ -1127,9 +1205,11 @@ def test_a_timer_on_a_user_task_fires_in_order_with_the_work(
         assert (done.status, done.data["trace"]) == (InstanceStatus.COMPLETED, ["before"])
         assert steps.history(instance_id) == [
             ("instance_started", None),
+            ("data_changed", "before"),
             ("task_created", "work"),
             ("timer_fired", "late"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
         return
@@ -1145,10 +1225,15 @@ def test_a_timer_on_a_user_task_fires_in_order_with_the_work(
         assert engine.jobs.list() == []
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "work"),
         ("timer_fired", "late"),
+        ("end_event_reached", "handled"),
         ("timer_fired", "late"),
+        ("end_event_reached", "handled"),
         ("task_completed", "work"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -1193,6 +1278,7 @@ def test_a_timer_start_event_starts_the_process_when_due(steps: Steps) -> None:
         ("instance_started", None),
         ("task_created", "work"),
         ("task_completed", "work"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
     with steps.engine() as engine:

@@ -100,8 +100,11 @@ def test_a_parallel_gateway_runs_every_branch_and_the_join_waits_for_all(steps: 
     assert steps.ran[3:] == ["d"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "review"),
         ("task_completed", "review"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -155,10 +158,14 @@ def test_an_inclusive_gateway_takes_every_true_flow_and_joins_them(
     assert finished[-1].data == {"trace": ["before", "after"], "x": x}  # "after" ran once
     events = steps.history(instance_id)
     created = len(taken)
-    assert sorted(events[1 : 1 + created]) == [("task_created", t) for t in taken]
-    assert [events[0], *events[1 + created :]] == [
+    assert sorted(events[3 : 3 + created]) == [("task_created", t) for t in taken]
+    assert [*events[:3], *events[3 + created :]] == [
         ("instance_started", None),
+        ("data_changed", "before"),
+        ("gateway_taken", "split"),  # the join has one way out: it chose nothing
         *[("task_completed", t) for t in reversed(taken)],
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -211,7 +218,11 @@ def test_an_event_based_gateway_follows_the_message_when_it_comes_first(steps: S
     assert stored(steps, instance_id).data["trace"] == ["before", "got"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("message_received", "docs"),
+        ("gateway_taken", "race"),
+        ("data_changed", "got"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -231,7 +242,11 @@ def test_an_event_based_gateway_follows_the_timer_when_it_comes_first(steps: Ste
         engine.messages.correlate("documents_received", business_key="C-2")
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("timer_fired", "late"),
+        ("gateway_taken", "race"),
+        ("data_changed", "remind"),
+        ("end_event_reached", "reminded"),
         ("instance_completed", None),
     ]
 
@@ -414,8 +429,11 @@ def test_a_parallel_multi_instance_over_a_collection_makes_a_task_per_item(
     assert after.data["docs"] == ["id", "payslip", "bill"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         *[("task_created", "check")] * 3,
         *[("task_completed", "check")] * 3,
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -472,10 +490,13 @@ def test_a_completion_condition_ends_a_sequential_multi_instance_early(steps: St
     assert second.data["trace"] == ["before", "after"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         ("task_created", "vote"),
         ("task_completed", "vote"),
         ("task_created", "vote"),
         ("task_completed", "vote"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -497,9 +518,12 @@ def test_a_completion_condition_cancels_the_rest_of_a_parallel_multi_instance(
     assert done.data["trace"] == ["before", "after"]
     assert steps.history(instance_id) == [
         ("instance_started", None),
+        ("data_changed", "before"),
         *[("task_created", "vote")] * 3,
         ("task_completed", "vote"),
         ("task_completed", "vote"),
         ("task_cancelled", "vote"),
+        ("data_changed", "after"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]

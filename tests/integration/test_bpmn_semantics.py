@@ -142,6 +142,7 @@ def test_an_error_nobody_catches_fails_the_instance(
         assert "Rejected" in failed.failure.message
         assert history(engine, started.id) == [
             ("instance_started", None),
+            ("end_event_reached", thrower),
             ("instance_failed", thrower),
         ]
         [incident] = engine.incidents.list()
@@ -174,6 +175,8 @@ def test_an_error_caught_by_a_boundary_event_takes_the_catching_path(steps: Step
         assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
         assert history(engine, started.id) == [
             ("instance_started", None),
+            ("end_event_reached", "sub_reject"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
         assert engine.incidents.list() == []
@@ -235,10 +238,15 @@ def test_an_error_event_sub_process_catches_the_error_and_interrupts(
         assert (done.status, done.failure, done.tasks) == (InstanceStatus.COMPLETED, None, ())
         events = history(engine, instance_id)
         assert sorted(events[1:3]) == [("task_created", "prepare"), ("task_created", "work")]
+        # The error end event is reached, the work it interrupts is cancelled, then the
+        # event sub-process ends (and the process, when the scope was a sub-process).
         assert [events[0], *events[3:]] == [
             ("instance_started", None),
             ("task_completed", "prepare"),
+            ("end_event_reached", "raise"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "handled"),
+            *([("end_event_reached", "end")] if nested else []),
             ("instance_completed", None),
         ]
         assert engine.incidents.list() == []
@@ -280,6 +288,7 @@ def test_an_escalation_nobody_catches_is_not_an_error(steps: Steps) -> None:
         assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
         assert history(engine, started.id) == [
             ("instance_started", None),
+            ("end_event_reached", "escalated"),
             ("instance_completed", None),
         ]
         assert engine.incidents.list() == []
@@ -357,7 +366,9 @@ def test_an_interrupting_escalation_boundary_event_cancels_the_sub_process(
         assert [events[0], *events[3:]] == [
             ("instance_started", None),
             ("task_completed", "prepare"),
+            *([("end_event_reached", "raise")] if thrower == "end" else []),
             ("task_cancelled", "review"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["before", "handle"]
@@ -382,8 +393,10 @@ def test_a_non_interrupting_escalation_boundary_event_lets_the_sub_process_go_on
     with steps.engine() as engine:
         done = engine.tasks.complete(review, user="ann", groups=["cs"])
         assert done.status == InstanceStatus.COMPLETED
-        assert history(engine, instance_id)[-2:] == [
+        assert history(engine, instance_id)[-4:] == [
             ("task_completed", "review"),
+            ("end_event_reached", "reviewed"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["normal"]
@@ -458,6 +471,7 @@ def test_an_interrupting_timer_event_sub_process_cancels_the_work(steps: Steps) 
             ("task_created", "work"),
             ("timer_fired", "late"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "reminded"),
             ("instance_completed", None),
         ]
         assert [i.id for i in engine.instances.list()] == [instance_id]
@@ -484,7 +498,9 @@ def test_a_non_interrupting_timer_event_sub_process_runs_beside_the_work(steps: 
             ("instance_started", None),
             ("task_created", "work"),
             ("timer_fired", "late"),
+            ("end_event_reached", "reminded"),
             ("task_completed", "work"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
         assert [i.id for i in engine.instances.list()] == [instance_id]
@@ -503,8 +519,9 @@ def test_work_done_before_the_timer_ends_the_event_sub_process_wait(
         assert engine.jobs.list() == []
     with steps.engine() as engine:
         assert engine.jobs.run_due(now=T0 + timedelta(days=1)).outcomes == ()
-        assert history(engine, instance_id)[-2:] == [
+        assert history(engine, instance_id)[-3:] == [
             ("task_completed", "work"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["finish"]

@@ -143,6 +143,12 @@ def test_an_end_event_compensates_completed_activities_in_reverse_order(steps: T
             ("instance_started", None),
             ("activity_compensated", "book_flight"),
             ("activity_compensated", "book_hotel"),
+            ("data_changed", "book_hotel"),
+            ("data_changed", "book_flight"),
+            ("data_changed", "charge"),
+            ("data_changed", "undo_flight"),
+            ("data_changed", "undo_hotel"),
+            ("end_event_reached", "compensate"),
             ("instance_completed", None),
         ]
         assert compensated(engine, instance_id) == [
@@ -248,10 +254,15 @@ def test_a_user_task_handler_waits_in_the_inbox_then_the_throw_goes_on(steps: Tr
         assert engine.instances.get(instance_id).data["refunded"] is True
         assert history(engine, instance_id) == [
             ("instance_started", None),
+            ("data_changed", "book_hotel"),
+            ("data_changed", "charge"),
             ("task_created", "refund"),
             ("task_completed", "refund"),
             ("activity_compensated", "charge"),
             ("activity_compensated", "book_hotel"),
+            ("data_changed", "undo_hotel"),
+            ("data_changed", "after"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
 
@@ -592,9 +603,14 @@ def test_a_handler_may_be_a_sub_process_or_a_call_activity(steps: Trace, kind: s
         assert compensated(engine, instance_id) == [("charge", "refund_here")]
         assert history(engine, instance_id) == [
             ("instance_started", None),
+            ("data_changed", "charge"),
             ("task_created", "confirm"),
             ("task_completed", "confirm"),
             ("activity_compensated", "charge"),
+            ("data_changed", "undo_charge"),
+            ("end_event_reached", "refund_end"),
+            ("data_changed", "after"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
 

@@ -730,6 +730,7 @@ def test_intermediate_timer_inside_a_subprocess(db_url: str, tmp_path: Path) -> 
         assert event_types(engine, started.id) == [
             "instance_started",
             "timer_fired",
+            "end_event_reached",
             "task_created",
         ]
         assert engine.jobs.list() == []
@@ -937,6 +938,8 @@ def test_async_service_task_runs_as_a_job(db_url: str, tmp_path: Path) -> None:
         assert event_types(engine, started.id) == [
             "instance_started",
             "service_completed",
+            "data_changed",
+            "end_event_reached",
             "instance_completed",
         ]
         assert engine.jobs.list() == []
@@ -1025,9 +1028,11 @@ def test_failing_service_retries_with_backoff_then_raises_an_incident(
         assert done.status == InstanceStatus.COMPLETED
         assert done.data["reference"] == "TX-1"
         assert engine.jobs.list() == []
-        assert event_types(engine, started.id)[-3:] == [
+        assert event_types(engine, started.id)[-5:] == [
             "instance_retried",
             "service_completed",
+            "data_changed",
+            "end_event_reached",
             "instance_completed",
         ]
     assert len(debit.calls) == 6
@@ -1365,6 +1370,8 @@ def test_bad_handler_results_are_failed_attempts(db_url: str, tmp_path: Path) ->
             "job_failed",
             "job_failed",
             "service_completed",
+            "data_changed",
+            "end_event_reached",
             "instance_completed",
         ]
         assert engine.jobs.list() == []

@@ -324,6 +324,7 @@ def test_receive_task(db_url: str, tmp_path: Path) -> None:
         ("message_received", "await_signature", None),
         ("task_created", "activate", None),
         ("task_completed", "activate", "op"),
+        ("end_event_reached", "end", None),
         ("instance_completed", None, None),
     ]
 
@@ -359,9 +360,10 @@ def test_interrupting_message_boundary_event(db_url: str, tmp_path: Path) -> Non
         ("instance_started", None, None),
         ("task_created", "investigate", None),
         ("message_received", "withdrawn", "crm"),
-        ("task_cancelled", "investigate", "crm"),  # the interrupting event took it first
+        ("task_cancelled", "investigate", "crm"),
         ("task_created", "close", None),
         ("task_completed", "close", "dee"),
+        ("end_event_reached", "end_withdrawn", None),
         ("instance_completed", None, None),
     ]
     assert investigate.id not in {t.id for t in after.tasks}
@@ -412,8 +414,11 @@ def test_non_interrupting_message_boundary_event(db_url: str, tmp_path: Path) ->
         ("message_received", "called", None),
         ("task_created", "call_back", None),
         ("task_completed", "call_back", "dee"),
+        ("end_event_reached", "end_called", None),
         ("task_completed", "call_back", "dee"),
+        ("end_event_reached", "end_called", None),
         ("task_completed", "investigate", "dee"),
+        ("end_event_reached", "end", None),
         ("instance_completed", None, None),
     ]
 
@@ -790,6 +795,8 @@ def test_undeliverable_thrown_message_becomes_an_incident(db_url: str, tmp_path:
     assert (incident.message, incident.attempts) == (error, 3)
     assert [e[0] for e in history(db_url, sender.id)] == [
         "instance_started",
+        "data_changed",
+        "end_event_reached",
         "instance_completed",
         "job_failed",
         "job_failed",
@@ -929,6 +936,7 @@ def test_correlation_from_another_os_process(db_url: str, tmp_path: Path) -> Non
         ("message_received", "wait_docs", "batch"),
         ("task_created", "review", None),
         ("task_completed", "review", "kim"),
+        ("end_event_reached", "end", None),
         ("instance_completed", None, None),
     ]
     # A second attempt from the other process finds nobody waiting.

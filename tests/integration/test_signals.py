@@ -271,12 +271,16 @@ def test_broadcast_reaches_every_waiting_instance_and_starts_signal_processes(
     for instance_id in (first, second):
         assert history(db_url, instance_id) == [
             ("instance_started", None, None),
+            ("data_changed", "before", None),
             ("signal_received", "rates", "treasury"),
+            ("data_changed", "after", None),
             ("task_created", "review", None),
         ]
     assert history(db_url, started.id) == [
         ("instance_started", None, "treasury"),
         ("signal_received", None, "treasury"),
+        ("data_changed", "recompute", None),
+        ("end_event_reached", "end", None),
         ("instance_completed", None, None),
     ]
     assert history(db_url, bystander) == [("instance_started", None, None)]
@@ -296,7 +300,10 @@ def test_broadcast_to_nobody_changes_nothing(db_url: str, tmp_path: Path) -> Non
         result = engine.signals.broadcast("halt", data={"why": "audit"})
     assert (result.name, result.reached, result.started) == ("halt", (), ())
     assert table_counts(db_url) == before
-    assert history(db_url, waiting) == [("instance_started", None, None)]
+    assert history(db_url, waiting) == [
+        ("instance_started", None, None),
+        ("data_changed", "before", None),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -348,9 +355,12 @@ def test_signal_boundary_events_interrupting_and_not(db_url: str, tmp_path: Path
         ("instance_started", None, None),
         ("task_created", "work", None),
         ("signal_received", "reminded", None),
+        ("end_event_reached", "remind_end", None),
         ("signal_received", "reminded", None),
+        ("end_event_reached", "remind_end", None),
         ("signal_received", "halted", "ops-lead"),
         ("task_cancelled", "work", "ops-lead"),
+        ("end_event_reached", "stopped_end", None),
         ("instance_completed", None, None),
     ]
     assert signal_subscriptions(db_url) == []
@@ -389,7 +399,9 @@ def test_signal_event_sub_process_from_another_instance(
             ("instance_started", None),
             ("task_created", "work"),
             ("signal_received", "halt_in"),
+            ("end_event_reached", "handled"),
             ("task_completed", "work"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     else:
@@ -398,6 +410,7 @@ def test_signal_event_sub_process_from_another_instance(
             ("task_created", "work"),
             ("signal_received", "halt_in"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
 
@@ -424,6 +437,7 @@ def test_an_interrupting_signal_event_sub_process_starts_once(db_url: str, tmp_p
         ("task_cancelled", "work"),
         ("task_created", "handle"),
         ("task_completed", "handle"),
+        ("end_event_reached", "handled"),
         ("instance_completed", None),
     ]
 
@@ -470,8 +484,12 @@ def test_a_signal_event_sub_process_inside_a_sub_process(db_url: str, tmp_path: 
         ("instance_started", None),
         ("task_created", "work"),
         ("signal_received", "remind_in"),
+        ("end_event_reached", "reminded"),
         ("signal_received", "remind_in"),
+        ("end_event_reached", "reminded"),
         ("task_completed", "work"),
+        ("end_event_reached", "c_end"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -515,6 +533,7 @@ def test_the_signal_that_starts_an_instance_starts_only_its_start_event(
         ("signal_received", None),
         ("task_created", "work"),
         ("signal_received", "halt_again"),
+        ("end_event_reached", "handled"),
     ]
     assert [e[:2] for e in history(db_url, second.id)][:2] == [
         ("instance_started", None),
@@ -561,6 +580,9 @@ def test_a_signal_after_an_event_based_gateway_wins_the_race(db_url: str, tmp_pa
     assert [e[:2] for e in history(db_url, instance_id)] == [
         ("instance_started", None),
         ("signal_received", "halted"),
+        ("gateway_taken", "first"),
+        ("data_changed", "stop"),
+        ("end_event_reached", "end"),
         ("instance_completed", None),
     ]
 
@@ -603,7 +625,9 @@ def test_thrown_signal_reaches_other_instances_and_starts_processes(
         assert engine.jobs.list() == []
     assert history(db_url, waiting) == [
         ("instance_started", None, None),
+        ("data_changed", "before", None),
         ("signal_received", "rates", None),
+        ("data_changed", "after", None),
         ("task_created", "review", None),
     ]
     # Run again: nothing is delivered twice.

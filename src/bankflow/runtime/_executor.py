@@ -543,10 +543,10 @@ class Executor:
             )
             for values in inserted
         }
-        path = self._path_events(header, steps, now, created)
-        # In the order the step did things. Tasks that were waiting and are gone went first
-        # (the step took them away on its way: an interrupting event, a terminate end
-        # event); the path puts each task it reached where it appeared.
+        path = self._path_events(header, steps, now, cancelled, created)
+        # In the order the step did things: the path puts each task it took away or reached
+        # where that happened; a waiting task gone without a trace there went first (the
+        # step took it away on its way), a task reached without one comes last.
         events.extend(cancelled.values())
         events.extend(path)
         events.extend(created.values())
@@ -633,14 +633,25 @@ class Executor:
         header: dict[str, Any],
         steps: Sequence[_spiff.Step],
         now: datetime,
+        cancelled: dict[str, dict[str, Any]],
         created: dict[str, dict[str, Any]],
     ) -> list[dict[str, Any]]:
         """History events for what the step did on its way (``_spiff.Step``), in order;
-        the ``task_created`` events the path places are taken out of ``created``."""
-        events = []
+        the task events the path places are taken out of ``cancelled`` and ``created``."""
+        events: list[dict[str, Any]] = []
         for step in steps:
             if step.kind == "task_ready":
                 found = created.pop(step.task_id, None)
+            elif step.kind == "task_cancelled":
+                found = cancelled.pop(step.task_id, None)
+                if found is not None:
+                    # An interrupting event cancels its activity, then its path starts (BPMN);
+                    # SpiffWorkflow makes the path's first tasks ready before it cancels.
+                    at = len(events)
+                    while at and events[at - 1]["type"] == "task_created":
+                        at -= 1
+                    events.insert(at, found)
+                continue
             else:
                 data = self._change_set(step.data) if step.kind == "data_changed" else step.data
                 found = _event(

@@ -630,8 +630,12 @@ def _init_task(self: Task, workflow: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _set_task_state(self: Task, value: int) -> None:
-    if value == TaskState.READY and self.task_spec.bankflow_human:
-        _note(self, "task_ready", None)  # where in the step a person's task appeared
+    if self.task_spec.bankflow_human and (
+        value == TaskState.READY
+        or (value == TaskState.CANCELLED and self._state == TaskState.READY)
+    ):
+        # Where in the step a person's task appeared or went, for history's order.
+        _note(self, "task_ready" if value == TaskState.READY else "task_cancelled", None)
     _task_set_state(self, value)
     if value & _ACTIVE_STATES:
         _active_index(self.workflow)[self.id] = self
@@ -1543,9 +1547,8 @@ _PATH = "_bankflow_path"
 class Step:
     """One thing a step did: ``kind`` is ``gateway_taken``, ``end_event_reached``,
     ``data_changed`` (``data``: ``{"set": {...}, "removed": [...]}``, values as the
-    variables hold them), or where a person's task became ready (``task_ready``). Where a
-    task was cancelled is not noted: SpiffWorkflow starts an interrupting event's path
-    before it cancels the activity, the reverse of BPMN's order."""
+    variables hold them), or where a person's task became ready (``task_ready``) or was
+    cancelled (``task_cancelled``)."""
 
     kind: str
     element_id: str | None
