@@ -95,6 +95,33 @@ FORK = process(
 )
 
 
+RATED = process(
+    "rated",
+    '<bpmn:startEvent id="start"/>'
+    + '<bpmn:businessRuleTask id="rate" camunda:decisionRef="rating"'
+    + ' camunda:resultVariable="verdict"/>'
+    + '<bpmn:serviceTask id="book" camunda:type="external" camunda:topic="booking"/>'
+    + '<bpmn:endEvent id="end"/>'
+    + flow("start", "rate")
+    + flow("rate", "book")
+    + flow("book", "end"),
+)
+
+RATING = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="dd" name="D"
+    namespace="x">
+  <decision id="rating" name="Rating"><decisionTable id="t" hitPolicy="FIRST">
+    <input id="i"><inputExpression id="e"><text>amount</text></inputExpression></input>
+    <output id="o" name="verdict"/>
+    <rule id="r1"><inputEntry id="a1"><text>&gt; 100</text></inputEntry>
+      <outputEntry id="b1"><text>"high"</text></outputEntry></rule>
+    <rule id="r2"><inputEntry id="a2"><text>&lt;= 100</text></inputEntry>
+      <outputEntry id="b2"><text>"low"</text></outputEntry></rule>
+  </decisionTable></decision>
+</definitions>
+"""
+
+
 class Steps:
     """Deploys inline BPMN, then opens a fresh Engine (nothing cached) for every step."""
 
@@ -102,11 +129,15 @@ class Steps:
         self.url = url
         self.tmp_path = tmp_path
 
-    def deploy(self, key: str, source: str) -> None:
+    def deploy(self, key: str, source: str, *, dmn: str | None = None) -> None:
         path = self.tmp_path / f"{key}.bpmn"
         path.write_text(source)
+        files = [path]
+        if dmn is not None:
+            files.append(self.tmp_path / f"{key}.dmn")
+            files[-1].write_text(dmn)
         with self.engine() as engine:
-            engine.definitions.deploy(path)
+            engine.definitions.deploy(*files)
 
     def engine(self) -> Engine:
         engine = Engine(self.url, migrate=True, cache_size=0)
@@ -236,5 +267,28 @@ def test_a_parallel_split_reaches_two_end_events_in_order(steps: Steps) -> None:
         assert path(engine, started.id)[4:] == [
             ("task_completed", "sign", None),
             ("end_event_reached", "end_signed", None),
+            ("instance_completed", None, None),
+        ]
+
+
+def test_a_decision_and_an_external_task_record_what_they_wrote(steps: Steps) -> None:
+    steps.deploy("rated", RATED, dmn=RATING)
+    with steps.engine() as engine:
+        started = engine.instances.start("rated", data={"amount": 500})
+    with steps.engine() as engine:
+        [task] = engine.external.fetch_and_lock(["booking"], worker_id="w1")
+    with steps.engine() as engine:
+        engine.external.complete(
+            task.id, worker_id="w1", variables={"booking": "B-7", "amount": 500}
+        )
+    with steps.engine() as engine:
+        assert engine.instances.get(started.id).status == InstanceStatus.COMPLETED
+        # The worker sent amount back unchanged: only what changed is in the change set.
+        assert path(engine, started.id) == [
+            ("instance_started", None, None),
+            ("data_changed", "rate", {"set": {"verdict": "high"}, "removed": []}),
+            ("service_completed", "book", None),
+            ("data_changed", "book", {"set": {"booking": "B-7"}, "removed": []}),
+            ("end_event_reached", "end", None),
             ("instance_completed", None, None),
         ]
