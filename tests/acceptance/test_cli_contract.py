@@ -379,3 +379,25 @@ def test_decimals_round_trip_exactly_as_json_numbers(setup: Setup) -> None:
     decided = _ok(setup.db, setup.dir, "decide", "fee.dmn", "--data", '{"amount": 5}', "--json")
     assert '"fee": 1.10' in decided  # the table's literal, trailing zero and all
     assert json.loads(decided, parse_float=Decimal)["result"] == Decimal("1.10")
+
+
+def test_any_unique_prefix_of_an_id_is_taken(setup: Setup) -> None:
+    """As git takes a commit's: 4 characters or more; fewer is a typo, refused."""
+    shown = json.loads(_ok(setup.db, setup.dir, "show", setup.instance[:8], "--json"))
+    assert shown["instance"]["id"] == setup.instance
+    extended = _ok(
+        setup.db,
+        setup.dir,
+        "external",
+        "extend",
+        setup.external[:13],
+        "--worker-id",
+        "w1",
+        "--seconds",
+        "300",
+        "--json",
+    )
+    assert json.loads(extended)["task_id"] == setup.external
+    short = _run(setup.db, setup.dir, "history", setup.instance[:3], "--json")
+    assert short.returncode == 1
+    assert _one_json_error(short)["type"] == "NotFound"

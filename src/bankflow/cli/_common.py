@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -208,11 +209,59 @@ def _json_text(data: Any, *, indent: int | None = 2) -> str:
     return write(_plain(data), 0)
 
 
-def _known_instance(engine: Engine, instance_id: str | None) -> None:
-    """A filter or argument naming an instance that does not exist is refused (exit 1),
-    not answered with an empty list: it is most likely a typo."""
-    if instance_id is not None:
-        engine.instances.get(instance_id)  # NotFound
+# -- ids: any unique prefix of one, as git takes a commit's -----------------------------
+
+MIN_PREFIX = 4  # as git: shorter is too easily a typo that still matches something
+_PREFIX = re.compile(rf"[0-9a-f][0-9a-f-]{{{MIN_PREFIX - 1},34}}")
+_ID_TABLES = {  # where each kind of id lives
+    "instance": ("bf_instance",),
+    "task": ("bf_task",),
+    "external task": ("bf_job",),
+    "incident": ("bf_instance", "bf_job"),  # a failed instance's id, or an incident job's
+    "job": ("bf_job",),
+}
+
+
+def _full_id(engine: Engine, value: str, kind: str) -> str:
+    """``value`` when it is a whole id; else the one ``kind`` id it is a prefix of (4 to 35
+    characters); an ambiguous prefix is refused (exit 1) naming the candidates. A value
+    that is no prefix of any id is returned as it is, for the engine to report."""
+    from bankflow import _inputs
+
+    if _inputs.is_id(value) or _PREFIX.fullmatch(value) is None:
+        return value
+    import sqlalchemy as sa
+
+    found: list[str] = []
+    # Hex digits and dashes hold no LIKE wildcard. The engine's database, read only.
+    with engine._db.connect() as conn:
+        for table in _ID_TABLES[kind]:
+            rows = conn.execute(
+                sa.text(f"SELECT id FROM {table} WHERE id LIKE :prefix ORDER BY id LIMIT 11"),  # noqa: S608 - a fixed table name
+                {"prefix": value + "%"},
+            )
+            found += [r[0] for r in rows if r[0] not in found]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return value
+    shown = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
+    raise _Refused(
+        "NotFound",
+        f"{kind} id prefix {value!r} is ambiguous: it starts {shown}",
+        kind=kind,
+        key=value,
+        candidates=found[:10],
+    )
+
+
+def _known_instance(engine: Engine, instance_id: str | None) -> str | None:
+    """The whole id of the instance a filter or argument names (a unique prefix of it will
+    do); one that does not exist is refused (exit 1), not answered with an empty list: it
+    is most likely a typo."""
+    if instance_id is None:
+        return None
+    return engine.instances.get(_full_id(engine, instance_id, "instance")).id  # or NotFound
 
 
 def _known_process(engine: Engine, process_key: str | None) -> None:

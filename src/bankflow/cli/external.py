@@ -12,6 +12,7 @@ from bankflow.cli._common import (
     JsonOption,
     _dump,
     _engine,
+    _full_id,
     _name,
     _parse_data,
     _print_instance,
@@ -74,6 +75,7 @@ def external_complete(
 ) -> None:
     """Report an external task done, with --data as its result."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "external task")
         instance = engine.external.complete(
             task_id, worker_id=worker_id, variables=_parse_data(data)
         )
@@ -101,6 +103,7 @@ def external_fail(
 ) -> None:
     """Report a failed attempt: tried again after --retry-seconds, or an incident."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "external task")
         result = engine.external.fail(
             task_id,
             worker_id=worker_id,
@@ -125,6 +128,7 @@ def external_bpmn_error(
 ) -> None:
     """Report a business error, taken by the error boundary event with that code."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "external task")
         instance = engine.external.bpmn_error(
             task_id,
             worker_id=worker_id,
@@ -152,6 +156,7 @@ def external_extend(
 ) -> None:
     """Keep an external task locked for longer."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "external task")
         until = engine.external.extend_lock(task_id, worker_id=worker_id, new_duration=seconds)
     if as_json:
         _dump({"task_id": task_id, "locked_until": until})

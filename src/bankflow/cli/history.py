@@ -18,7 +18,7 @@ def history(
     if (instance_id is None) == (actor is None):
         raise typer.BadParameter("give an INSTANCE_ID or --actor")
     with _engine() as engine:
-        _known_instance(engine, instance_id)  # an unknown id is refused, not an empty trail
+        instance_id = _known_instance(engine, instance_id)  # unknown: refused, not empty
         events = (
             engine.history.for_instance(instance_id)
             if instance_id is not None

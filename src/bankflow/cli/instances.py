@@ -16,6 +16,7 @@ from bankflow.cli._common import (
     OffsetOption,
     _dump,
     _engine,
+    _full_id,
     _history_table,
     _known_process,
     _name,
@@ -62,6 +63,7 @@ def start(
 def show(instance_id: str, as_json: JsonOption = False) -> None:
     """An instance: status, waiting tasks, data and history."""
     with _engine() as engine:
+        instance_id = _full_id(engine, instance_id, "instance")
         instance = engine.instances.get(instance_id)
         events = engine.history.for_instance(instance_id)
     if as_json:
@@ -114,6 +116,7 @@ def cancel(
 ) -> None:
     """Cancel a running or failed instance."""
     with _engine() as engine:
+        instance_id = _full_id(engine, instance_id, "instance")
         instance = engine.instances.cancel(instance_id, user=user, reason=reason)
     if as_json:
         _dump(instance)

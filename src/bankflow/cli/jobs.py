@@ -17,6 +17,7 @@ from bankflow.cli._common import (
     LimitOption,
     _dump,
     _engine,
+    _full_id,
     _json_text,
     _known_instance,
     _known_process,
@@ -50,6 +51,7 @@ def retry(
     the fix; a job out of retries gets a fresh set), or send a stuck message again.
     Exit 1 when the instance failed again."""
     with _engine() as engine:
+        incident_id = _full_id(engine, incident_id, "incident")
         incident = engine.incidents.retry(incident_id, data=_parse_data(data), user=user)
         if incident.instance_id is None or incident.kind == "message":
             if as_json:
@@ -226,7 +228,7 @@ def jobs(
 ) -> None:
     """Jobs by due time: timers, service calls, messages, timer starts."""
     with _engine() as engine:
-        _known_instance(engine, instance)
+        instance = _known_instance(engine, instance)
         found = engine.jobs.list(kind=kind, status=status, instance_id=instance, limit=limit)
     if as_json:
         _dump(found)

@@ -14,6 +14,7 @@ from bankflow.cli._common import (
     OffsetOption,
     _dump,
     _engine,
+    _full_id,
     _groups,
     _known_instance,
     _known_process,
@@ -43,7 +44,7 @@ def tasks(
     """Waiting human tasks, oldest first."""
     with _engine() as engine:
         _known_process(engine, process)
-        _known_instance(engine, instance)
+        instance = _known_instance(engine, instance)
         found = engine.tasks.query(
             groups=_groups(group),
             candidate_user=user,
@@ -73,6 +74,7 @@ def claim(
 ) -> None:
     """Take a task: it becomes yours until you complete or unclaim it."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "task")
         task = engine.tasks.claim(task_id, user=user, groups=_groups(groups))
     _report_task(task, as_json, f"{task.id} claimed by {task.assignee}")
 
@@ -82,6 +84,7 @@ def unclaim(
 ) -> None:
     """Give a claimed task back to its candidates."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "task")
         task = engine.tasks.unclaim(task_id, user=user, groups=_groups(groups))
     _report_task(task, as_json, f"{task.id} is unassigned")
 
@@ -95,6 +98,7 @@ def delegate(
 ) -> None:
     """Hand a task to another user."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "task")
         task = engine.tasks.delegate(task_id, user=user, to_user=to, groups=_groups(groups))
     _report_task(task, as_json, f"{task.id} delegated to {task.assignee}")
 
@@ -108,6 +112,7 @@ def complete(
 ) -> None:
     """Complete a task with data; prints where the instance waits next."""
     with _engine() as engine:
+        task_id = _full_id(engine, task_id, "task")
         instance = engine.tasks.complete(
             task_id, user=user, groups=_groups(groups), data=_parse_data(data)
         )
