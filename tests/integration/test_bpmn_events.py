@@ -116,6 +116,8 @@ def test_an_interrupting_message_event_sub_process_cancels_the_work(
             ("task_created", "work"),
             ("message_received", "cancelled"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "handled"),
+            *([("end_event_reached", "end")] if nested else []),
             ("instance_completed", None),
         ]
         with pytest.raises(CorrelationError, match="no instance is waiting"):
@@ -146,8 +148,11 @@ def test_a_non_interrupting_message_event_sub_process_runs_each_time_beside_the_
             ("instance_started", None),
             ("task_created", "work"),
             ("message_received", "cancelled"),
+            ("end_event_reached", "handled"),
             ("message_received", "cancelled"),
+            ("end_event_reached", "handled"),
             ("task_completed", "work"),
+            ("end_event_reached", "scope_end"),
             ("instance_completed", None),
         ]
     assert subscriptions(steps.url) == []
@@ -165,8 +170,9 @@ def test_work_done_before_the_message_ends_the_wait(steps: Steps, interrupting: 
     with steps.engine() as engine:
         with pytest.raises(CorrelationError, match="no instance is waiting"):
             engine.messages.correlate("cancel_requested", business_key="C-3")
-        assert history(engine, instance_id)[-2:] == [
+        assert history(engine, instance_id)[-3:] == [
             ("task_completed", "work"),
+            ("end_event_reached", "scope_end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["finish"]
@@ -203,7 +209,9 @@ def test_the_message_that_starts_an_instance_does_not_start_its_event_sub_proces
             ("message_received", "scope_start"),
             ("task_created", "work"),
             ("message_received", "cancelled"),
+            ("end_event_reached", "handled"),
             ("task_completed", "work"),
+            ("end_event_reached", "scope_end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["handle", "finish"]
@@ -249,6 +257,7 @@ def test_a_message_thrown_by_another_instance_starts_the_event_sub_process(
             ("task_created", "work"),
             ("message_received", "cancelled"),
             ("task_cancelled", "work"),
+            ("end_event_reached", "handled"),
             ("instance_completed", None),
         ]
         assert engine.instances.get(decoy.id).status == InstanceStatus.RUNNING
@@ -303,6 +312,8 @@ def test_a_link_throw_event_goes_on_at_the_catch_of_its_scope(steps: Steps) -> N
             ("instance_started", None),
             ("task_created", "review"),
             ("task_completed", "review"),
+            ("end_event_reached", "sub_end"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["a", "inner", "before", "b"]
@@ -421,6 +432,20 @@ ESCALATION_CASES = [
 ]
 
 
+# The end events each case reaches, in order: the called process's escalation end event
+# ("raise") or its normal end after the throw event, the handler's and the caller's end.
+ESCALATION_ENDS = {
+    ("boundary", True, "throw"): ["handled"],
+    ("boundary", True, "end"): ["raise", "handled"],
+    ("boundary", False, "throw"): ["called_end", "end", "handled"],
+    ("boundary", False, "end"): ["raise", "end", "handled"],
+    ("event", True, "throw"): ["handled"],
+    ("event", True, "end"): ["raise", "handled"],
+    ("event", False, "throw"): ["called_end", "handled", "end"],
+    ("event", False, "end"): ["raise", "handled", "end"],
+}
+
+
 @pytest.mark.parametrize(
     ("catcher", "interrupting", "thrower", "ran"),
     ESCALATION_CASES,
@@ -447,6 +472,7 @@ def test_an_escalation_thrown_in_a_called_process_reaches_the_caller(
         assert history(engine, started.id) == [
             ("instance_started", None),
             ("message_received", "prepare"),
+            *[("end_event_reached", e) for e in ESCALATION_ENDS[catcher, interrupting, thrower]],
             ("instance_completed", None),
         ]
         assert engine.incidents.list() == []
@@ -514,9 +540,17 @@ def test_a_non_interrupting_escalation_event_sub_process_runs_for_each_escalatio
     with steps.engine() as engine:
         done = engine.instances.get(started.id)
         assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
+        # Each escalation's handler ends; the thrower ends before or after them.
+        handled = [("end_event_reached", "handled")] * 2
+        thrower_end = [("end_event_reached", "thrower_end")]
         assert history(engine, started.id) == [
             ("instance_started", None),
             ("message_received", "prepare"),
+            *(
+                [*thrower_end, *handled, ("end_event_reached", "end")]
+                if called_process
+                else [*handled, *thrower_end]
+            ),
             ("instance_completed", None),
         ]
 
@@ -567,6 +601,8 @@ def test_a_message_event_sub_process_of_a_called_process_interrupts_it(steps: St
         assert history(engine, started.id) == [
             ("instance_started", None),
             ("message_received", "cancelled"),
+            ("end_event_reached", "handled"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
         with pytest.raises(CorrelationError, match="no instance is waiting"):

@@ -116,8 +116,9 @@ def test_an_instantiating_receive_task_starts_the_process_on_its_message(
     with steps.engine() as engine:
         done = engine.tasks.complete(work.id, user="ann", groups=CS)
         assert (done.status, done.failure) == (InstanceStatus.COMPLETED, None)
-        assert history(engine, instance_id)[-2:] == [
+        assert history(engine, instance_id)[-3:] == [
             ("task_completed", "check"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["a", "finish"]
@@ -209,8 +210,9 @@ def test_an_instantiating_event_gateway_starts_on_whichever_message_comes(
     steps.clock.set(T0 + timedelta(hours=2))
     with steps.engine() as engine:
         assert engine.jobs.run_due().outcomes == ()
-        assert history(engine, instance_id)[-2:] == [
+        assert history(engine, instance_id)[-3:] == [
             ("task_completed", "check"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == [ran, "finish"]
@@ -341,6 +343,7 @@ def test_a_complex_join_fires_when_its_activation_condition_holds_then_absorbs_t
             ("task_created", "approve_3"),
             ("task_completed", "approve_2"),
             ("task_completed", "approve_1"),
+            ("end_event_reached", "end"),
             ("task_completed", "approve_3"),
             ("instance_completed", None),
         ]
@@ -404,6 +407,8 @@ def test_a_complex_split_takes_every_true_flow_and_the_join_runs_after_once(
     with steps.engine() as engine:
         assert history(engine, done.id) == [
             ("instance_started", None),
+            ("gateway_taken", "route"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
 
@@ -464,6 +469,7 @@ def test_a_multi_instance_behavior_without_its_event_runs_as_all(
             ("task_created", "check"),
             ("task_completed", "check"),
             ("task_completed", "check"),
+            ("end_event_reached", "end"),
             ("instance_completed", None),
         ]
     assert steps.trace == ["a", "a", "after"]
@@ -532,8 +538,13 @@ def test_a_complex_join_in_a_loop_fires_once_per_round(steps: Steps) -> None:
         assert [e for e in history(engine, started.id) if e[0] != "task_created"] == [
             ("instance_started", None),
             ("task_completed", "review_1"),
+            ("data_changed", "count"),
+            ("gateway_taken", "again"),
             ("task_completed", "review_2"),
             ("task_completed", "review_2"),
+            ("data_changed", "count"),
+            ("gateway_taken", "again"),
+            ("end_event_reached", "end"),
             ("task_completed", "review_1"),
             ("instance_completed", None),
         ]

@@ -166,6 +166,8 @@ def test_path_with_reload_between_steps(deployed: str) -> None:
         ("task_completed", "bob", "capture"),
         ("task_created", None, "assess"),
         ("task_completed", "carol", "assess"),
+        ("data_changed", None, "score"),
+        ("end_event_reached", None, "end"),
         ("instance_completed", None, None),
     ]
     assert events[3].data == {"amount": 1000, "purpose": "car"}

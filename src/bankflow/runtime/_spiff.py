@@ -709,7 +709,7 @@ def _complete_task(self: Task) -> None:
         spec = self.task_spec
         if written is not None and spec.bankflow_records_data:
             _note(self, "data_changed", written)
-        elif spec.bankflow_gateway and len(spec.outputs) > 1 and self.children:
+        if spec.bankflow_gateway and len(spec.outputs) > 1 and self.children:
             _note(self, "gateway_taken", _taken(self))
     _task_complete(self)
 
