@@ -57,12 +57,12 @@ from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.dmn.specs.business_rule_task_mixin import BusinessRuleTaskMixin
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.specs.MultiChoice import MultiChoice
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask as SpiffBusinessRuleTask
 from SpiffWorkflow.spiff.specs.event_definitions import (
     ErrorEventDefinition as SpiffErrorEventDefinition,
 )
@@ -673,7 +673,7 @@ TaskSpec.bankflow_records_data = False
 TaskSpec.bankflow_gateway = False
 UserTask.bankflow_human = ManualTask.bankflow_human = True
 ScriptTask.bankflow_records_data = ServiceTask.bankflow_records_data = True
-BusinessRuleTaskMixin.bankflow_records_data = True
+SpiffBusinessRuleTask.bankflow_records_data = True  # what the parser builds (_parser)
 MultiChoice.bankflow_gateway = EventBasedGateway.bankflow_gateway = True
 
 
