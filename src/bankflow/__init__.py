@@ -44,6 +44,7 @@ from bankflow.models import (
     SignalResult,
     Task,
     ValidationReport,
+    Wait,
 )
 
 try:
@@ -91,5 +92,6 @@ __all__ = [
     "SystemClock",
     "Task",
     "ValidationReport",
+    "Wait",
     "Worker",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "SignalResult",
     "Task",
     "ValidationReport",
+    "Wait",
 ]
 
 
@@ -262,6 +263,25 @@ class Job(_Frozen):
     retries: int
     last_error: str | None
     created_at: datetime
+
+
+class Wait(_Frozen):
+    """One point where a running instance waits, whatever it waits for: a person
+    (``user_task``), a time (``timer``), a system (``external``, ``service``), a message
+    or signal from outside (``message``, ``signal``), or an outgoing message or signal
+    still to be carried (``send_message``, ``send_signal``). A user sees every reason an
+    instance is not moving in one list, not only its human tasks."""
+
+    kind: str
+    element_id: str | None
+    task_id: str | None
+    name: str | None = None  # the task's name, or the message's or signal's name
+    due_at: datetime | None = None
+    topic: str | None = None
+    lock_owner: str | None = None
+    lock_expires_at: datetime | None = None
+    job_id: str | None = None
+    status: str | None = None  # a job's: ready, held (the instance failed) or incident
 
 
 class JobOutcome(_Frozen):

@@ -42,6 +42,7 @@ EXPECTED = [
     "SystemClock",
     "Task",
     "ValidationReport",
+    "Wait",
     "Worker",
 ]
 

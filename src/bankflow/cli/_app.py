@@ -86,6 +86,7 @@ for _command in (
     app.command()(_command)
 app.add_typer(db_app, name="db")
 app.add_typer(external_app, name="external")
+app.add_typer(tasks.task_app, name="task")
 
 
 # typer re-exports click's BadParameter; its base is the UsageError every usage mistake

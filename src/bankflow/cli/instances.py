@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -27,6 +28,11 @@ from bankflow.cli._common import (
     out,
 )
 from bankflow.models import InstanceStatus
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from bankflow.models import Wait
 
 MAX_VERSION = 2_147_483_647  # a 32-bit integer column on PostgreSQL
 
@@ -61,17 +67,45 @@ def start(
 
 
 def show(instance_id: str, as_json: JsonOption = False) -> None:
-    """An instance: status, waiting tasks, data and history."""
+    """An instance: status, every point it waits at, data and history."""
     with _engine() as engine:
         instance_id = _full_id(engine, instance_id, "instance")
         instance = engine.instances.get(instance_id)
+        waits = engine.instances.waits(instance_id)
         events = engine.history.for_instance(instance_id)
     if as_json:
-        _dump({"instance": instance, "history": events})
+        _dump({"instance": instance, "waits": waits, "history": events})
         return
-    _print_instance(instance)
+    _print_instance(instance)  # its human tasks, with candidates and assignee
+    others = [w for w in waits if w.kind != "user_task"]
+    if others:
+        out.print(_waits_table(others))
     out.print("data: " + escape(json.dumps(instance.data, default=str, sort_keys=True)))
     out.print(_history_table(events))
+
+
+def _waits_table(waits: Sequence[Wait]) -> Table:
+    """One row per waiting point that is not a human task (those are in the task table):
+    a time, a system, a message or a signal; "detail" names the message or signal, the
+    topic and the lock."""
+    table = _table("also waits for", "element", "task", "due", "detail")
+    for w in waits:
+        detail = [w.name or ""]
+        if w.topic:
+            detail = [f"topic {w.topic}"]
+        if w.lock_owner:
+            until = w.lock_expires_at.isoformat() if w.lock_expires_at else "?"
+            detail.append(f"locked by {w.lock_owner} until {until}")
+        if w.status and w.status != "ready":
+            detail.append(w.status)
+        table.add_row(
+            w.kind,
+            w.element_id or "",
+            w.task_id or "",
+            w.due_at.isoformat() if w.due_at else "",
+            ", ".join(d for d in detail if d),
+        )
+    return table
 
 
 def instances(

@@ -1,10 +1,12 @@
-"""Commands on human tasks: tasks, claim, unclaim, delegate, complete."""
+"""Commands on human tasks: tasks, claim, unclaim, delegate, complete, task show."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bankflow.cli._common import (
     DataOption,
@@ -21,6 +23,7 @@ from bankflow.cli._common import (
     _name,
     _parse_data,
     _print_instance,
+    _table,
     _task_table,
     out,
 )
@@ -120,3 +123,53 @@ def complete(
         _dump(instance)
     else:
         _print_instance(instance)
+
+
+task_app = typer.Typer(
+    help="One human task: everything a person needs before acting on it.",
+    no_args_is_help=True,
+)
+
+
+@task_app.command("show")
+def task_show(task_id: str, as_json: JsonOption = False) -> None:
+    """A task: step, instance, candidates, assignee, due date, form fields and data.
+
+    The listing (``tasks``) shows one line per task; before claiming, a person also needs
+    the form they will fill in and the data the previous steps produced."""
+    with _engine() as engine:
+        task_id = _full_id(engine, task_id, "task")
+        task = engine.tasks.get(task_id)
+        form = engine.tasks.form(task_id)
+        data = engine.tasks.data(task_id)
+    if as_json:
+        _dump({"task": task, "form": form, "data": data})
+        return
+    rows = (
+        ("task", task.id),
+        ("step", f"{task.name} ({task.element_id})" if task.name else task.element_id),
+        ("instance", task.instance_id),
+        ("process", task.process_key),
+        ("business key", task.business_key or ""),
+        ("department", task.lane or ""),
+        ("candidate groups", ", ".join(task.candidate_groups)),
+        ("candidate users", ", ".join(task.candidate_users)),
+        ("assignee", task.assignee or ""),
+        ("due", task.due_at.isoformat() if task.due_at else ""),
+        ("priority", str(task.priority)),
+        ("form key", task.form_key or ""),
+    )
+    for label, value in rows:
+        out.print(f"{label}: {escape(value)}")
+    if form:
+        table = _table("field", "label", "type", "required", "default")
+        for f in form:
+            table.add_row(
+                f.id,
+                f.label or "",
+                f.type or "",
+                "yes" if f.required else "",
+                f.default_value or "",
+            )
+        out.print(table)
+    out.print("data: " + escape(json.dumps(data, default=str, sort_keys=True)))

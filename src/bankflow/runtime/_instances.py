@@ -9,8 +9,9 @@ from bankflow import _inputs
 from bankflow._clock import Clock
 from bankflow._limits import DEFAULT_LIMITS, Limits
 from bankflow.errors import InvalidData, InvalidState, NotFound
-from bankflow.models import FailureInfo, FieldError, Instance, InstanceStatus
+from bankflow.models import FailureInfo, FieldError, Instance, InstanceStatus, Wait
 from bankflow.persistence import Database
+from bankflow.persistence._jobs import JobStore
 from bankflow.persistence._runtime import RuntimeStore
 from bankflow.runtime import _spiff
 from bankflow.runtime._data import check_data
@@ -28,6 +29,7 @@ class Instances:
         self._executor = executor
         self._limits = limits
         self._store = RuntimeStore()
+        self._jobs = JobStore()
 
     def start(
         self,
@@ -69,6 +71,55 @@ class Instances:
                 raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
             tasks = self._store.tasks_of(session, instance_id)
         return _model(row, tasks)
+
+    def waits(self, instance_id: str) -> tuple[Wait, ...]:
+        """Every point the instance waits at: its human tasks, then its jobs in due order
+        (timers with their due time, external tasks with their lock, service calls), then
+        the messages and signals it waits for. ``Instance.tasks`` names only what a person
+        must do; an instance stuck on a timer or a message shows nothing there."""
+        _inputs.require_id(instance_id, "instance")
+        with self._db.connect() as session:
+            if self._store.instance_header(session, instance_id) is None:
+                raise NotFound(f"no instance {instance_id}", kind="instance", key=instance_id)
+            tasks = self._store.tasks_of(session, instance_id)
+            jobs = self._jobs.jobs_of(session, instance_id)
+            subscriptions = self._jobs.subscriptions_of(session, instance_id)
+        found = [
+            Wait(
+                kind="user_task",
+                element_id=t.element_id,
+                task_id=t.id,
+                name=t.name,
+                due_at=t.due_at,
+            )
+            for t in (task_model(r) for r in tasks)
+        ]
+        for j in sorted(jobs, key=lambda j: (j["due_at"], j["id"])):
+            sends = j["kind"] in ("message", "signal")  # its topic is the name it carries
+            found.append(
+                Wait(
+                    kind=f"send_{j['kind']}" if sends else j["kind"],
+                    element_id=j["element_id"],
+                    task_id=j["task_id"],
+                    name=j["topic"] if sends else None,
+                    due_at=j["due_at"],
+                    topic=None if sends else j["topic"],
+                    status=j["status"],
+                    lock_owner=j["lock_owner"],
+                    lock_expires_at=j["lock_expires_at"],
+                    job_id=j["id"],
+                )
+            )
+        for s in sorted(subscriptions, key=lambda s: (s["created_at"], s["task_id"])):
+            found.append(
+                Wait(
+                    kind=s["kind"],
+                    element_id=s["element_id"],
+                    task_id=s["task_id"],
+                    name=s["message_name"],
+                )
+            )
+        return tuple(found)
 
     def list(
         self,
