@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
 from bankflow._clock import Clock, SystemClock
 from bankflow._limits import Limits, limits_from_env
 from bankflow.definitions import Definitions
+from bankflow.errors import InvalidData
 from bankflow.history import History
 from bankflow.jobs import ExternalTasks, Incidents, Jobs, Worker
 from bankflow.jobs._service import DEFAULT_LOCK
 from bankflow.jobs._worker import DEFAULT_GRACE
-from bankflow.models import JobOutcome
+from bankflow.models import FieldError, JobOutcome
 from bankflow.persistence import Database
 from bankflow.runtime import Instances, Messages, Signals
 from bankflow.runtime._catalog import Catalog
@@ -101,6 +103,20 @@ class Engine:
         )
         self.external = ExternalTasks(self._db, self.clock, executor, self.jobs)
         self.incidents = Incidents(self._db, self.instances, self.jobs)
+
+    def ids_starting_with(self, kind: str, prefix: str, *, limit: int = 11) -> list[str]:
+        """Up to ``limit`` ids of ``kind`` (``instance``, ``task``, ``external task``,
+        ``incident``, ``job``) that start with ``prefix`` (hex digits and dashes): how a
+        caller lets people type a unique prefix of an id, as git does."""
+        from bankflow.persistence._ids import ids_with_prefix
+
+        if re.fullmatch(r"[0-9a-f-]+", prefix) is None:
+            raise InvalidData(
+                "an id prefix holds hex digits and dashes only",
+                errors=(FieldError(field="prefix", message=f"{prefix!r} is no id prefix"),),
+            )
+        with self._db.connect() as conn:
+            return ids_with_prefix(conn, kind, prefix, limit=limit)
 
     def worker(
         self,

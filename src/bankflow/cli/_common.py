@@ -213,13 +213,6 @@ def _json_text(data: Any, *, indent: int | None = 2) -> str:
 
 MIN_PREFIX = 4  # as git: shorter is too easily a typo that still matches something
 _PREFIX = re.compile(rf"[0-9a-f][0-9a-f-]{{{MIN_PREFIX - 1},34}}")
-_ID_TABLES = {  # where each kind of id lives
-    "instance": ("bf_instance",),
-    "task": ("bf_task",),
-    "external task": ("bf_job",),
-    "incident": ("bf_instance", "bf_job"),  # a failed instance's id, or an incident job's
-    "job": ("bf_job",),
-}
 
 
 def _full_id(engine: Engine, value: str, kind: str) -> str:
@@ -230,17 +223,7 @@ def _full_id(engine: Engine, value: str, kind: str) -> str:
 
     if _inputs.is_id(value) or _PREFIX.fullmatch(value) is None:
         return value
-    import sqlalchemy as sa
-
-    found: list[str] = []
-    # Hex digits and dashes hold no LIKE wildcard. The engine's database, read only.
-    with engine._db.connect() as conn:
-        for table in _ID_TABLES[kind]:
-            rows = conn.execute(
-                sa.text(f"SELECT id FROM {table} WHERE id LIKE :prefix ORDER BY id LIMIT 11"),  # noqa: S608 - a fixed table name
-                {"prefix": value + "%"},
-            )
-            found += [r[0] for r in rows if r[0] not in found]
+    found = engine.ids_starting_with(kind, value)
     if len(found) == 1:
         return found[0]
     if not found:
