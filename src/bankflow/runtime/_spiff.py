@@ -361,10 +361,24 @@ def build_runnable(process_key: str, sources: Iterable[tuple[str, bytes, str]]) 
     """Build a stored process (and what it calls) exactly as deploy checked it."""
     sources = list(sources)
     spec, subprocess_specs = build_process(process_key, sources)
-    _mark_interrupting_timer_starts(subprocess_specs, sources)
-    _name_flows((spec, *subprocess_specs.values()), sources)
+    roots = _bpmn_roots(sources)  # read once for both passes below
+    _mark_interrupting_timer_starts(subprocess_specs, roots)
+    _name_flows((spec, *subprocess_specs.values()), roots)
     _arm_message_event_subprocesses(spec, subprocess_specs)
     return Runnable(spec=spec, subprocess_specs=subprocess_specs)
+
+
+def _bpmn_roots(sources: Iterable[tuple[str, bytes, str]]) -> list[Any]:
+    """The parsed BPMN documents among a definition's stored sources (they parsed at
+    deploy; one that no longer does is skipped, as ``build_process`` reports it)."""
+    roots = []
+    for name, content, kind in sources:
+        if kind != "bpmn":
+            continue
+        root = parse_source(SourceFile(display=name, name=name, content=content))
+        if not isinstance(root, Diagnostic):
+            roots.append(root)
+    return roots
 
 
 # -- event sub-processes --------------------------------------------------------------------
@@ -382,15 +396,10 @@ _INTERRUPTING = "bankflow_interrupting"
 
 
 def _mark_interrupting_timer_starts(
-    subprocess_specs: Mapping[str, Any], sources: Iterable[tuple[str, bytes, str]]
+    subprocess_specs: Mapping[str, Any], roots: Iterable[Any]
 ) -> None:
     wanted: dict[tuple[str, str], tuple[bool, Any]] = {}
-    for name, content, kind in sources:
-        if kind != "bpmn":
-            continue
-        root = parse_source(SourceFile(display=name, name=name, content=content))
-        if isinstance(root, Diagnostic):
-            continue
+    for root in roots:
         for sub in root.iter(q("subProcess")):
             if (sub.get("triggeredByEvent") or "").strip().lower() != "true":
                 continue
@@ -1589,16 +1598,11 @@ def _taken(task: Any) -> dict[str, list[str | None]]:
 _FLOWS = "bankflow_flows"
 
 
-def _name_flows(specs: Iterable[Any], sources: Iterable[tuple[str, bytes, str]]) -> None:
+def _name_flows(specs: Iterable[Any], roots: Iterable[Any]) -> None:
     """Give each gateway spec its outgoing sequence flows' ids by target element (SpiffWorkflow
     connects specs without keeping the flows), so history can name the flow taken."""
     outgoing: dict[str, dict[str, str]] = {}
-    for name, content, kind in sources:
-        if kind != "bpmn":
-            continue
-        root = parse_source(SourceFile(display=name, name=name, content=content))
-        if isinstance(root, Diagnostic):
-            continue
+    for root in roots:
         for flow in root.iter(q("sequenceFlow")):
             source, target, flow_id = flow.get("sourceRef"), flow.get("targetRef"), flow.get("id")
             if source and target and flow_id:
